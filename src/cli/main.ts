@@ -1,0 +1,52 @@
+import { UserError } from '../errors.js';
+
+const USAGE = `usage: sqap-vla <command> [options]
+
+commands:
+  act        run a policy on one image and print the 7-D action
+  inspect    print a checkpoint's architecture, sizes and dtypes
+  sim        the tabletop simulator: tasks, run, render, record
+
+Run 'sqap-vla <command> --help' for a command's options.`;
+
+type CommandRunner = (argv: string[]) => Promise<number>;
+
+// Commands load lazily so that `sqap-vla sim ...` never pays for the model code and vice versa.
+const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
+  act: async () => (await import('./act.js')).runActCommand,
+  inspect: async () => (await import('./inspect.js')).runInspectCommand,
+  sim: async () => (await import('./sim.js')).runSimCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  const load = COMMANDS[command];
+  if (!load) {
+    console.error(`sqap-vla: unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    return 2;
+  }
+  try {
+    return await (await load())(rest);
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+/** One clear line for errors a user can cause; a stack for bugs. */
+export function reportError(error: unknown): number {
+  if (error instanceof UserError || isParseArgsError(error)) {
+    console.error(`sqap-vla: ${(error as Error).message}`);
+    return 2;
+  }
+  console.error(error);
+  return 1;
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}
