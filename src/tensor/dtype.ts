@@ -1,11 +1,14 @@
 // Element types the runtime stores. Activations are always f32; weights may stay in their checkpoint dtype
 // (bf16/f16) and kernels convert inside the inner loop, so a BF16 model never needs a float32 copy.
 
-export type DType = 'f32' | 'bf16' | 'f16' | 'i8' | 'u8' | 'i32' | 'i64';
+// f64 exists for reference data (fixtures store actions in float64), never for model weights.
+export type DType = 'f32' | 'f64' | 'bf16' | 'f16' | 'i8' | 'u8' | 'i32' | 'i64';
 
 export type TypedArrayFor<D extends DType> = D extends 'f32'
   ? Float32Array
-  : D extends 'bf16' | 'f16'
+  : D extends 'f64'
+    ? Float64Array
+    : D extends 'bf16' | 'f16'
     ? Uint16Array
     : D extends 'i8'
       ? Int8Array
@@ -17,10 +20,11 @@ export type TypedArrayFor<D extends DType> = D extends 'f32'
             ? BigInt64Array
             : never;
 
-export type AnyTypedArray = Float32Array | Uint16Array | Int8Array | Uint8Array | Int32Array | BigInt64Array;
+export type AnyTypedArray = Float32Array | Float64Array | Uint16Array | Int8Array | Uint8Array | Int32Array | BigInt64Array;
 
 export const BYTES_PER_ELEMENT: Record<DType, number> = {
   f32: 4,
+  f64: 8,
   bf16: 2,
   f16: 2,
   i8: 1,
@@ -33,6 +37,8 @@ export function allocate<D extends DType>(dtype: D, length: number): TypedArrayF
   switch (dtype) {
     case 'f32':
       return new Float32Array(length) as TypedArrayFor<D>;
+    case 'f64':
+      return new Float64Array(length) as TypedArrayFor<D>;
     case 'bf16':
     case 'f16':
       return new Uint16Array(length) as TypedArrayFor<D>;
@@ -53,6 +59,8 @@ export function viewBytes<D extends DType>(dtype: D, buffer: ArrayBufferLike, by
   switch (dtype) {
     case 'f32':
       return new Float32Array(buffer, byteOffset, length) as TypedArrayFor<D>;
+    case 'f64':
+      return new Float64Array(buffer, byteOffset, length) as TypedArrayFor<D>;
     case 'bf16':
     case 'f16':
       return new Uint16Array(buffer, byteOffset, length) as TypedArrayFor<D>;
@@ -125,6 +133,8 @@ export function floatAt(dtype: DType, data: AnyTypedArray, i: number): number {
   switch (dtype) {
     case 'f32':
       return (data as Float32Array)[i];
+    case 'f64':
+      return (data as Float64Array)[i];
     case 'bf16':
       return bf16ToF32((data as Uint16Array)[i]);
     case 'f16':
