@@ -1,0 +1,136 @@
+// Image decode, Pillow-bicubic resize and OpenVLA preprocessing against the tiny-openvla reference fixture
+// (made by shared/fixtures/make_fixtures.py with Pillow + torch; see test/fixtures/README.md, step 1).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import jpeg from 'jpeg-js';
+import { UserError } from '../../src/errors.js';
+import { decodeImage, encodePng, readImageFile } from '../../src/io/image.js';
+import { resizeBicubicPillow } from '../../src/io/resize.js';
+import { parsePreprocessorConfig, preprocessImage } from '../../src/models/preprocess.js';
+
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-openvla');
+/** Pillow's integer resampling must be reproduced exactly. */
+const RESIZE_MAX_DIFF = 0;
+/** (x/255 - mean)/std in float32, same operation order as torch: only last-bit differences allowed. */
+const PIXEL_VALUES_TOL = 1e-6;
+/** jpeg-js and libjpeg use different IDCT/upsampling; a q95 round trip stays within a few levels of the source. */
+const JPEG_MEAN_ABS_TOL = 3;
+
+/** Minimal safetensors reader for the tensors this test needs (U8 and F32). */
+function readSafetensors(path: string): Map<string, { dtype: string; shape: number[]; bytes: Buffer }> {
+  const file = readFileSync(path);
+  const headerLength = Number(file.readBigUInt64LE(0));
+  const header = JSON.parse(file.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, unknown>;
+  const out = new Map<string, { dtype: string; shape: number[]; bytes: Buffer }>();
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const { dtype, shape, data_offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    out.set(name, { dtype, shape, bytes: file.subarray(8 + headerLength + data_offsets[0], 8 + headerLength + data_offsets[1]) });
+  }
+  return out;
+}
+
+const expected = readSafetensors(join(FIXTURE, 'expected.safetensors'));
+
+function expectedF32(name: string): Float32Array {
+  const t = expected.get(name)!;
+  assert.equal(t.dtype, 'F32');
+  return new Float32Array(t.bytes.buffer.slice(t.bytes.byteOffset, t.bytes.byteOffset + t.bytes.byteLength));
+}
+
+test('image.png decodes to the raw fixture pixels', () => {
+  const raw = expected.get('raw_image_hwc_uint8')!;
+  const image = readImageFile(join(FIXTURE, 'image.png'));
+  assert.deepEqual([image.height, image.width, 3], raw.shape);
+  assert.deepEqual(Buffer.from(image.data), raw.bytes);
+});
+
+test('Pillow bicubic resize to 56x56 reproduces the reference uint8 pixels exactly', () => {
+  const image = readImageFile(join(FIXTURE, 'image.png'));
+  const resized = resizeBicubicPillow(image, 56, 56);
+  // The reference keeps only normalized values; undo channel 3-5's (x - 0.5) / 0.5 to recover x/255 exactly.
+  const pixelValues = expectedF32('pixel_values');
+  const plane = 56 * 56;
+  let maxDiff = 0;
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) {
+      const reference = Math.round((pixelValues[(3 + c) * plane + p] * 0.5 + 0.5) * 255);
+      maxDiff = Math.max(maxDiff, Math.abs(reference - resized.data[p * 3 + c]));
+    }
+  }
+  console.log(`resize max |diff| vs Pillow: ${maxDiff}`);
+  assert.ok(maxDiff <= RESIZE_MAX_DIFF, `max diff ${maxDiff}`);
+});
+
+test('resize skips passes for unchanged axes and handles upscaling', () => {
+  const image = { width: 3, height: 2, data: Uint8Array.from({ length: 18 }, (_, i) => i * 13) };
+  assert.deepEqual(resizeBicubicPillow(image, 3, 2).data, image.data);
+  const up = resizeBicubicPillow(image, 7, 5);
+  assert.equal(up.data.length, 7 * 5 * 3);
+  const flat = { width: 4, height: 4, data: new Uint8Array(48).fill(200) };
+  assert.ok(resizeBicubicPillow(flat, 3, 9).data.every((v) => v === 200));
+});
+
+test('preprocessImage matches the reference pixel_values', () => {
+  const config = parsePreprocessorConfig(JSON.parse(readFileSync(join(FIXTURE, 'preprocessor_config.json'), 'utf8')));
+  const pixels = preprocessImage(readImageFile(join(FIXTURE, 'image.png')), config);
+  const reference = expectedF32('pixel_values');
+  assert.deepEqual(expected.get('pixel_values')!.shape, [1, 6, 56, 56]);
+  assert.equal(pixels.length, reference.length);
+  let maxError = 0;
+  for (let i = 0; i < pixels.length; i++) maxError = Math.max(maxError, Math.abs(pixels[i] - reference[i]));
+  console.log(`pixel_values max |error|: ${maxError}`);
+  assert.ok(maxError <= PIXEL_VALUES_TOL, `max error ${maxError}`);
+});
+
+test('parsePreprocessorConfig rejects unsupported settings with UserErrors naming them', () => {
+  const base = JSON.parse(readFileSync(join(FIXTURE, 'preprocessor_config.json'), 'utf8')) as Record<string, unknown>;
+  assert.throws(() => parsePreprocessorConfig({ ...base, image_resize_strategy: 'letterbox' }), (e: unknown) => e instanceof UserError && /letterbox/.test(e.message));
+  assert.throws(() => parsePreprocessorConfig({ ...base, interpolations: ['bilinear', 'bicubic'] }), (e: unknown) => e instanceof UserError && /bilinear/.test(e.message));
+  assert.throws(() => parsePreprocessorConfig({ ...base, input_sizes: [[3, 56, 56]] }), UserError);
+  assert.throws(() => parsePreprocessorConfig(null), UserError);
+  const { tvf_normalize_params: _unused, ...nominal } = base;
+  const config = parsePreprocessorConfig(nominal);
+  assert.equal(config.backbones[0].mean[0], Math.fround(0.485));
+});
+
+test('decodeImage: PNG round trip through encodePng is lossless', () => {
+  const image = { width: 5, height: 3, data: Uint8Array.from({ length: 45 }, (_, i) => (i * 37) % 256) };
+  const decoded = decodeImage(encodePng(image));
+  assert.equal(decoded.width, 5);
+  assert.equal(decoded.height, 3);
+  assert.deepEqual(Buffer.from(decoded.data), Buffer.from(image.data));
+});
+
+test('decodeImage: JPEG made with jpeg-js decodes close to its source', () => {
+  const width = 32;
+  const height = 24;
+  const rgba = new Uint8Array(width * height * 4);
+  const rgb = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const p = y * width + x;
+      const value = [x * 8, y * 10, 128];
+      rgba.set([...value, 255], p * 4);
+      rgb.set(value, p * 3);
+    }
+  }
+  const bytes = jpeg.encode({ width, height, data: rgba }, 95).data;
+  const decoded = decodeImage(bytes, 'gradient.jpg');
+  assert.equal(decoded.width, width);
+  assert.equal(decoded.height, height);
+  let sum = 0;
+  for (let i = 0; i < rgb.length; i++) sum += Math.abs(decoded.data[i] - rgb[i]);
+  assert.ok(sum / rgb.length <= JPEG_MEAN_ABS_TOL, `mean abs diff ${sum / rgb.length}`);
+});
+
+test('decode and read errors are UserErrors naming the file', () => {
+  const named = (name: string) => (e: unknown) => e instanceof UserError && e.message.includes(name);
+  assert.throws(() => decodeImage(new Uint8Array([1, 2, 3, 4]), 'notes.txt'), named('notes.txt'));
+  const png = encodePng({ width: 4, height: 4, data: new Uint8Array(48) });
+  assert.throws(() => decodeImage(png.subarray(0, 40), 'cut.png'), named('cut.png'));
+  assert.throws(() => decodeImage(Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 0, 0]), 'bad.jpg'), named('bad.jpg'));
+  assert.throws(() => readImageFile('/nonexistent/frame.png'), named('/nonexistent/frame.png'));
+});
