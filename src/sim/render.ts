@@ -1,0 +1,183 @@
+// Software renderer for MuJoCo scenes of primitive geoms (mujoco-js has no renderer): geoms -> triangles ->
+// z-buffered rasterization (src/sim/raster.ts) with Gouraud Lambert + ambient shading from one directional light
+// plus a weak headlight, and a checker pattern on planes so that depth is readable.
+import type { MjData, MjModel } from 'mujoco-js';
+import { NEAR_PLANE, Rasterizer } from './raster.js';
+import { geomMesh, type GeomType, type TriangleMesh } from './tessellate.js';
+import type { CameraParams, RgbImage } from './types.js';
+
+export type { GeomType } from './tessellate.js';
+
+/** A primitive geom in world coordinates, with MuJoCo's size semantics. */
+export interface RenderGeom {
+  type: GeomType;
+  /**
+   * box: half-extents (3); sphere: radius; capsule/cylinder: radius, half-length along local z; ellipsoid: radii (3);
+   * plane: half-sizes in local x, y (0 = infinite, drawn INFINITE_PLANE_HALF_SIZE wide), visible from local +z.
+   */
+  size: number[];
+  /** world position of the geom frame (metres) */
+  pos: number[];
+  /** 3x3 row-major geom -> world rotation, like MuJoCo's geom_xmat */
+  mat: number[];
+  /** colour in [0, 1]; alpha is ignored (drawn opaque) */
+  rgba: number[];
+  /** side of checker squares over the geom's local x-y, metres; 0 or absent = plain */
+  checkerSize?: number;
+}
+
+export interface RenderOptions {
+  /** RGB in [0, 1] */
+  background?: number[];
+  /** world direction the light travels in (need not be unit length) */
+  lightDirection?: number[];
+}
+
+export interface RenderedFrame {
+  image: RgbImage;
+  /** (H, W) row-major distance along the optical axis, metres; Infinity where nothing was drawn */
+  depth: Float32Array;
+  /** (H, W) row-major index into the geoms array of the visible surface; -1 where nothing was drawn */
+  geomIndex: Int32Array;
+}
+
+export const DEFAULT_BACKGROUND = [0.6, 0.68, 0.76];
+/** From above, slightly from the front-left of a camera looking along +x. */
+export const DEFAULT_LIGHT_DIRECTION = [0.3, -0.4, -1];
+/** Brightness = AMBIENT + DIFFUSE * max(0, n.l) + HEADLIGHT * max(0, n.v), clamped per channel. */
+const AMBIENT = 0.3;
+const DIFFUSE = 0.6;
+const HEADLIGHT = 0.2;
+/** Checker square for planes read from MuJoCo, metres. */
+export const PLANE_CHECKER_SIZE = 0.1;
+
+/** MuJoCo mjtGeom values of the primitives we draw; hfield (1), mesh (7) and sdf (8) are skipped. */
+const MUJOCO_GEOM_TYPES: Record<number, GeomType> = {
+  0: 'plane',
+  2: 'sphere',
+  3: 'capsule',
+  4: 'ellipsoid',
+  5: 'cylinder',
+  6: 'box',
+};
+/** A geom with exactly this rgba takes its material's colour (MuJoCo's rule). */
+const MUJOCO_DEFAULT_RGBA = [0.5, 0.5, 0.5, 1];
+
+/** Visible primitive geoms of the current state (needs mj_forward/mj_kinematics first). */
+export function geomsFromMujoco(
+  model: MjModel,
+  data: MjData,
+  options: { excludeGroups?: number[]; planeCheckerSize?: number } = {},
+): RenderGeom[] {
+  const excluded = new Set(options.excludeGroups ?? []);
+  const planeChecker = options.planeCheckerSize ?? PLANE_CHECKER_SIZE;
+  const types = model.geom_type as ArrayLike<number>; // (ngeom)
+  const sizes = model.geom_size as ArrayLike<number>; // (ngeom, 3)
+  const rgbas = model.geom_rgba as ArrayLike<number>; // (ngeom, 4)
+  const groups = model.geom_group as ArrayLike<number>; // (ngeom)
+  const materials = model.geom_matid as ArrayLike<number>; // (ngeom), -1 = none
+  const materialRgbas = model.mat_rgba as ArrayLike<number>; // (nmat, 4)
+  const positions = data.geom_xpos as ArrayLike<number>; // (ngeom, 3)
+  const rotations = data.geom_xmat as ArrayLike<number>; // (ngeom, 9)
+  const geoms: RenderGeom[] = [];
+  for (let g = 0; g < model.ngeom; g++) {
+    const type = MUJOCO_GEOM_TYPES[types[g]];
+    if (type === undefined || excluded.has(groups[g])) continue;
+    let rgba = Array.from({ length: 4 }, (_, k) => rgbas[4 * g + k]);
+    const material = materials[g];
+    if (material >= 0 && rgba.every((c, k) => Math.abs(c - MUJOCO_DEFAULT_RGBA[k]) < 1e-6)) {
+      rgba = Array.from({ length: 4 }, (_, k) => materialRgbas[4 * material + k]);
+    }
+    if (rgba[3] === 0) continue;
+    geoms.push({
+      type,
+      size: [sizes[3 * g], sizes[3 * g + 1], sizes[3 * g + 2]],
+      pos: [positions[3 * g], positions[3 * g + 1], positions[3 * g + 2]],
+      mat: Array.from({ length: 9 }, (_, k) => rotations[9 * g + k]),
+      rgba,
+      checkerSize: type === 'plane' ? planeChecker : 0,
+    });
+  }
+  return geoms;
+}
+
+function unit(v: number[]): number[] {
+  const n = Math.hypot(v[0], v[1], v[2]);
+  if (!(n > 0)) throw new Error('Light direction must be a non-zero 3-vector.');
+  return [v[0] / n, v[1] / n, v[2] / n];
+}
+
+/** Per-vertex brightness from the mesh normals (geom frame) and light/view directions moved into the geom frame. */
+function vertexShade(mesh: TriangleMesh, toLight: number[], toViewer: number[]): Float64Array {
+  const n = mesh.normals;
+  const shade = new Float64Array(n.length / 3);
+  for (let i = 0; i < shade.length; i++) {
+    const nx = n[3 * i], ny = n[3 * i + 1], nz = n[3 * i + 2];
+    const diffuse = Math.max(0, nx * toLight[0] + ny * toLight[1] + nz * toLight[2]);
+    const head = Math.max(0, nx * toViewer[0] + ny * toViewer[1] + nz * toViewer[2]);
+    shade[i] = AMBIENT + DIFFUSE * diffuse + HEADLIGHT * head;
+  }
+  return shade;
+}
+
+/** True when the sphere (camera-space centre c, radius r) lies entirely outside the view frustum. */
+function outsideFrustum(c: Float64Array, r: number, tanX: number, tanY: number): boolean {
+  if (c[2] + r < NEAR_PLANE) return true;
+  const kx = Math.hypot(1, tanX);
+  const ky = Math.hypot(1, tanY);
+  return (
+    Math.abs(c[0]) - tanX * c[2] > r * kx || // left/right planes |x| = tanX z
+    Math.abs(c[1]) - tanY * c[2] > r * ky
+  );
+}
+
+/** Renders the geoms seen by `camera`: RGB image, depth and per-pixel geom index. */
+export function renderFrame(geoms: RenderGeom[], camera: CameraParams, options: RenderOptions = {}): RenderedFrame {
+  const { width, height } = camera;
+  const K = camera.intrinsics;
+  const T = camera.worldToCamera;
+  const raster = new Rasterizer(width, height, K[0], K[4], K[2], K[5], options.background ?? DEFAULT_BACKGROUND);
+  const toLightWorld = unit(options.lightDirection ?? DEFAULT_LIGHT_DIRECTION).map((c) => -c);
+  const toViewerWorld = [-T[8], -T[9], -T[10]]; // minus the optical axis in world coordinates
+  const tanX = Math.max(K[2], width - K[2]) / K[0];
+  const tanY = Math.max(K[5], height - K[5]) / K[4];
+  const rotation = new Float64Array(9);
+  const translation = new Float64Array(3);
+  geoms.forEach((geom, index) => {
+    const mesh = geomMesh(geom.type, geom.size);
+    const G = geom.mat;
+    // Camera-from-geom: R = Rwc * G, t = Rwc * pos + twc.
+    for (let r = 0; r < 3; r++) {
+      for (let c = 0; c < 3; c++) {
+        rotation[3 * r + c] = T[4 * r] * G[c] + T[4 * r + 1] * G[3 + c] + T[4 * r + 2] * G[6 + c];
+      }
+      translation[r] = T[4 * r] * geom.pos[0] + T[4 * r + 1] * geom.pos[1] + T[4 * r + 2] * geom.pos[2] + T[4 * r + 3];
+    }
+    if (outsideFrustum(translation, mesh.boundingRadius, tanX, tanY)) return;
+    // World direction d in the geom frame is G^T d.
+    const toGeom = (d: number[]) => [0, 1, 2].map((c) => G[c] * d[0] + G[3 + c] * d[1] + G[6 + c] * d[2]);
+    raster.drawMesh({
+      mesh,
+      rotation,
+      translation,
+      shade: vertexShade(mesh, toGeom(toLightWorld), toGeom(toViewerWorld)),
+      colour: geom.rgba,
+      checkerSize: geom.checkerSize ?? 0,
+      index,
+      cullBackFaces: true,
+    });
+  });
+  const depth = new Float32Array(width * height);
+  for (let p = 0; p < depth.length; p++) depth[p] = raster.inverseDepth[p] > 0 ? 1 / raster.inverseDepth[p] : Infinity;
+  return { image: { width, height, data: raster.colour }, depth, geomIndex: raster.geomIndex };
+}
+
+/** RGB8 image of the geoms seen by `camera`. */
+export function renderRgb(geoms: RenderGeom[], camera: CameraParams, options: RenderOptions = {}): RgbImage {
+  return renderFrame(geoms, camera, options).image;
+}
+
+/** (H, W) depth along the optical axis in metres, Infinity where nothing was drawn. */
+export function renderDepth(geoms: RenderGeom[], camera: CameraParams): Float32Array {
+  return renderFrame(geoms, camera).depth;
+}
