@@ -1,0 +1,155 @@
+// OpenVLA assembly (Hugging Face `OpenVLAForActionPrediction` layout): fused DINOv2 + SigLIP vision backbone ->
+// projector -> patches inserted after BOS in the Llama prompt -> 7 greedy action tokens -> un-normalized action.
+import nodePath from 'node:path';
+import fs from 'node:fs';
+import type { Backend } from '../tensor/backend.js';
+import { concatLastAxis, concatRows, Tensor } from '../tensor/tensor.js';
+import { UserError } from '../errors.js';
+import { Checkpoint } from '../io/checkpoint.js';
+import { readJsonFile } from '../io/json.js';
+import type { RgbImage } from '../sim/types.js';
+import { chooseUnnormKey, detokenizeActions, unnormalizeAction, type NormStats } from './action-tokenizer.js';
+import { Llama, type LlamaHooks } from './llama.js';
+import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } from './preprocess.js';
+import { Projector } from './projector.js';
+import { VisionTransformer } from './vit.js';
+import { scoped, type TensorSource } from './weights.js';
+
+/** Action tokens OpenVLA generates: one per action dimension. */
+export const ACTION_DIMS = 7;
+
+/** Attention heads of the timm ViTs OpenVLA names (head counts cannot be read from tensor shapes). */
+const TIMM_HEADS: Record<string, number> = {
+  vit_large_patch14_reg4_dinov2: 16,
+  vit_large_patch14_dinov2: 16,
+  vit_base_patch14_reg4_dinov2: 12,
+  vit_so400m_patch14_siglip_224: 16,
+  vit_so400m_patch14_siglip_384: 16,
+  vit_base_patch16_siglip_224: 12,
+  vit_large_patch14_clip_224: 16,
+  vit_large_patch14_clip_336: 16,
+};
+
+export interface OpenVlaConfig {
+  timmModelIds: string[];
+  vitHeads: number[];
+  nActionBins: number;
+  /** text vocab size minus padding: the action bins are its last `nActionBins` ids */
+  realVocabSize: number;
+  normStats: NormStats;
+  textConfig: Record<string, unknown>;
+}
+
+export function parseOpenVlaConfig(json: unknown, path: string): OpenVlaConfig {
+  if (typeof json !== 'object' || json === null) throw new UserError(`${path}: expected a JSON object`);
+  const c = json as Record<string, unknown>;
+  const textConfig = c.text_config as Record<string, unknown> | undefined;
+  if (!textConfig || typeof textConfig.vocab_size !== 'number') throw new UserError(`${path}: missing text_config.vocab_size`);
+  const timmModelIds = (c.timm_model_ids as string[] | undefined) ?? [];
+  if (!Array.isArray(timmModelIds) || timmModelIds.length === 0) throw new UserError(`${path}: missing timm_model_ids`);
+  const overrides = (c.timm_overrides_for_tiny_fixture as { num_heads?: number }[] | undefined) ?? [];
+  const vitHeads = timmModelIds.map((id, i) => {
+    const heads = overrides[i]?.num_heads ?? TIMM_HEADS[id.split('.')[0]];
+    if (!heads) throw new UserError(`${path}: unknown vision backbone '${id}' (known: ${Object.keys(TIMM_HEADS).join(', ')})`);
+    return heads;
+  });
+  const padTo = typeof c.pad_to_multiple_of === 'number' ? c.pad_to_multiple_of : 0;
+  return {
+    timmModelIds,
+    vitHeads,
+    nActionBins: typeof c.n_action_bins === 'number' ? c.n_action_bins : 256,
+    realVocabSize: textConfig.vocab_size - padTo,
+    normStats: (c.norm_stats ?? {}) as NormStats,
+    textConfig,
+  };
+}
+
+export interface PredictInput {
+  /** an RGB image (preprocessed with the checkpoint's processor) or ready pixel values [1, 3*backbones, H, W] */
+  image?: RgbImage;
+  pixelValues?: Float32Array;
+  /** prompt token ids, used as given (they must start with BOS and end with the space token, as OpenVLA's do) */
+  inputIds: number[];
+  unnormKey?: string;
+  hooks?: LlamaHooks;
+}
+
+export interface PredictResult {
+  actionTokenIds: number[];
+  normalizedAction: number[];
+  action: number[];
+  unnormKey: string;
+  timingsMs: { vision: number; llm: number; total: number };
+}
+
+export class OpenVla {
+  constructor(
+    readonly config: OpenVlaConfig,
+    readonly preprocessor: PreprocessorConfig,
+    readonly backbones: VisionTransformer[],
+    readonly projector: Projector,
+    readonly llm: Llama,
+    readonly backend: Backend,
+    readonly path: string,
+  ) {}
+
+  /** Load from a checkpoint directory (config.json, preprocessor_config.json, safetensors). */
+  static load(dir: string, backend: Backend): OpenVla {
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`model directory not found: ${dir}`);
+    const configPath = nodePath.join(dir, 'config.json');
+    const config = parseOpenVlaConfig(readJsonFile(configPath, 'model config'), configPath);
+    const preprocessor = parsePreprocessorConfig(readJsonFile(nodePath.join(dir, 'preprocessor_config.json'), 'preprocessor config'));
+    const checkpoint = Checkpoint.open(dir);
+    try {
+      const source: TensorSource = { description: `checkpoint ${dir}`, keys: () => checkpoint.keys(), has: (n) => checkpoint.has(n), read: (n) => checkpoint.read(n) };
+      const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
+      const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
+      const projector = Projector.load(scoped(source, 'projector'), backend);
+      const llm = Llama.load(scoped(source, 'language_model'), config.textConfig, backend);
+      const visionWidth = backbones.reduce((a, b) => a + b.config.width, 0);
+      if (projector.inputWidth !== visionWidth || projector.outputWidth !== llm.config.hidden) {
+        throw new UserError(`${dir}: projector maps ${projector.inputWidth} -> ${projector.outputWidth}, but vision width is ${visionWidth} and LLM width ${llm.config.hidden}`);
+      }
+      return new OpenVla(config, preprocessor, backbones, projector, llm, backend, dir);
+    } finally {
+      checkpoint.close();
+    }
+  }
+
+  /** image -> pixel values [1, 3*backbones, H, W] */
+  preprocess(image: RgbImage): Float32Array {
+    return preprocessImage(image, this.preprocessor);
+  }
+
+  /** pixel values [1, 3*backbones, H, W] -> patch features [nPatches, sum of ViT widths] */
+  visionPatches(pixelValues: Float32Array): Tensor<'f32'> {
+    const plane = pixelValues.length / (3 * this.backbones.length);
+    return concatLastAxis(this.backbones.map((vit, i) => vit.penultimatePatches(pixelValues.subarray(i * 3 * plane, (i + 1) * 3 * plane))));
+  }
+
+  /** input ids [L] (BOS first), projected patches [N, D] -> prompt embeddings [1 + N + L - 1, D] */
+  prefixEmbeds(inputIds: number[], projected: Tensor<'f32'>): Tensor<'f32'> {
+    const embeds = this.llm.embed(Int32Array.from(inputIds));
+    return concatRows([embeds.rows(0, 1), projected, embeds.rows(1, inputIds.length)]);
+  }
+
+  predictAction(input: PredictInput): PredictResult {
+    const unnormKey = chooseUnnormKey(this.config.normStats, input.unnormKey);
+    if (input.inputIds.length < 1) throw new UserError('input ids are empty');
+    const start = performance.now();
+    const pixels = input.pixelValues ?? (input.image ? this.preprocess(input.image) : undefined);
+    if (!pixels) throw new UserError('predictAction needs an image or pixel values');
+    const projected = this.projector.forward(this.visionPatches(pixels));
+    const visionDone = performance.now();
+    const { ids } = this.llm.generateGreedy(this.prefixEmbeds(input.inputIds, projected), ACTION_DIMS, input.hooks);
+    const end = performance.now();
+    const normalizedAction = detokenizeActions(ids, this.config.realVocabSize, this.config.nActionBins);
+    return {
+      actionTokenIds: ids,
+      normalizedAction,
+      action: unnormalizeAction(normalizedAction, this.config.normStats[unnormKey].action),
+      unnormKey,
+      timingsMs: { vision: visionDone - start, llm: end - visionDone, total: end - start },
+    };
+  }
+}

@@ -1,0 +1,57 @@
+import type { WeightTensor } from '../tensor/backend.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { UserError } from '../errors.js';
+
+/** Where model code gets its tensors: a checkpoint, a prefix of one, or an in-memory map in tests. */
+export interface TensorSource {
+  readonly description: string;
+  keys(): string[];
+  has(name: string): boolean;
+  read(name: string): Tensor;
+}
+
+/** The tensors under `prefix.` of a source, with the prefix removed from their names. */
+export function scoped(source: TensorSource, prefix: string): TensorSource {
+  const head = prefix.endsWith('.') ? prefix : `${prefix}.`;
+  return {
+    description: `${source.description} [${head}*]`,
+    keys: () => source.keys().filter((k) => k.startsWith(head)).map((k) => k.slice(head.length)),
+    has: (name) => source.has(head + name),
+    read: (name) => source.read(head + name),
+  };
+}
+
+export function mapSource(tensors: Record<string, Tensor>, description = 'in-memory tensors'): TensorSource {
+  return {
+    description,
+    keys: () => Object.keys(tensors),
+    has: (name) => name in tensors,
+    read: (name) => {
+      const t = tensors[name];
+      if (!t) throw new UserError(`${description} has no tensor '${name}'`);
+      return t;
+    },
+  };
+}
+
+/** A float weight (f32, bf16 or f16), kept in its stored dtype; optionally checked against an expected shape. */
+export function readWeight(source: TensorSource, name: string, shape?: readonly (number | undefined)[]): WeightTensor {
+  if (!source.has(name)) throw new UserError(`${source.description} is missing tensor '${name}'`);
+  const t = source.read(name);
+  if (t.dtype !== 'f32' && t.dtype !== 'bf16' && t.dtype !== 'f16') {
+    throw new UserError(`${source.description}: tensor '${name}' has dtype ${t.dtype}, expected a float weight (f32, bf16, f16)`);
+  }
+  if (shape && (shape.length !== t.rank || shape.some((d, i) => d !== undefined && d !== t.shape[i]))) {
+    throw new UserError(
+      `${source.description}: tensor '${name}' has shape [${t.shape.join(',')}], expected [${shape.map((d) => d ?? '?').join(',')}]`,
+    );
+  }
+  return t as WeightTensor;
+}
+
+/** Number of blocks `prefix.{i}.` present in a source (layers are counted from tensor names, not from config). */
+export function countBlocks(source: TensorSource, prefix: string, probe: string): number {
+  let n = 0;
+  while (source.has(`${prefix}.${n}.${probe}`)) n++;
+  return n;
+}
