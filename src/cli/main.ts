@@ -5,6 +5,7 @@ const USAGE = `usage: sqap-vla <command> [options]
 commands:
   act        run a policy on one image and print the 7-D action
   inspect    print a checkpoint's architecture, sizes and dtypes
+  convert    re-save a checkpoint in bf16/f16/f32, sharded
   sim        the tabletop simulator: tasks, run, render, record
 
 Run 'sqap-vla <command> --help' for a command's options.`;
@@ -15,6 +16,7 @@ type CommandRunner = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   act: async () => (await import('./act.js')).runActCommand,
   inspect: async () => (await import('./inspect.js')).runInspectCommand,
+  convert: async () => (await import('./convert.js')).runConvertCommand,
   sim: async () => (await import('./sim.js')).runSimCommand,
 };
 
