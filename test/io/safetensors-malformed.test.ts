@@ -133,7 +133,7 @@ test('fuzz: seeded random mutations and truncations of a valid file give success
   let rejected = 0;
   const iterations = 3000;
   for (let iteration = 0; iteration < iterations; iteration++) {
-    let bytes = original.slice();
+    let bytes: Uint8Array = original.slice();
     const kind = Math.floor(random() * 5);
     if (kind <= 1) {
       // 1-4 byte replacements anywhere in the length prefix or header
