@@ -1,0 +1,108 @@
+// The one dispatch point: which KernelTable the op drivers call. Chosen once, at first use, from the CPU's
+// features (__builtin_cpu_supports also checks that the OS saves the wide registers), unless SQAP_NATIVE_ISA forces
+// a path. A forced path the CPU lacks falls back to the best supported one (native.ts warns about it).
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernel_table.h"
+#include "threadpool.h"
+
+namespace sqap {
+
+namespace {
+
+const KernelTable* table_for(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return &kAvx512Kernels;
+    case Isa::avx2:
+      return &kAvx2Kernels;
+    case Isa::generic:
+    default:
+      return &kGenericKernels;
+  }
+}
+
+int requested_from_env() {
+  const char* env = std::getenv("SQAP_NATIVE_ISA");
+  Isa isa;
+  if (env == nullptr || !isa_from_name(env, &isa)) return -1;
+  return static_cast<int>(isa);
+}
+
+const KernelTable* initial_table() {
+  int requested = requested_from_env();
+  if (requested >= 0 && isa_supported(static_cast<Isa>(requested))) return table_for(static_cast<Isa>(requested));
+  return table_for(best_isa());
+}
+
+std::atomic<const KernelTable*>& current() {
+  static std::atomic<const KernelTable*> table{initial_table()};
+  return table;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::generic:
+    default:
+      return "generic";
+  }
+}
+
+bool isa_from_name(const char* name, Isa* isa) {
+  for (Isa candidate : {Isa::generic, Isa::avx2, Isa::avx512}) {
+    if (std::strcmp(name, isa_name(candidate)) == 0) {
+      *isa = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool isa_supported(Isa isa) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  switch (isa) {
+    case Isa::generic:
+      return true;
+    case Isa::avx2:
+      return kAvx2Kernels.isa == Isa::avx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+    case Isa::avx512:
+      return kAvx512Kernels.isa == Isa::avx512 && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  }
+  return false;
+#else
+  return isa == Isa::generic;
+#endif
+}
+
+Isa best_isa() {
+  if (isa_supported(Isa::avx512)) return Isa::avx512;
+  if (isa_supported(Isa::avx2)) return Isa::avx2;
+  return Isa::generic;
+}
+
+const KernelTable& kernels() { return *current().load(std::memory_order_acquire); }
+
+Isa current_isa() { return kernels().isa; }
+
+bool set_isa(Isa isa) {
+  if (!isa_supported(isa)) return false;
+  current().store(table_for(isa), std::memory_order_release);
+  return true;
+}
+
+int requested_isa() { return requested_from_env(); }
+
+int thread_count() { return pool_size(); }
+
+}  // namespace sqap

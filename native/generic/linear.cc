@@ -1,0 +1,76 @@
+// linear: the threaded driver (ISA-independent) and the portable scalar column kernel.
+#include <algorithm>
+
+#include "../kernel_table.h"
+#include "../threadpool.h"
+#include "convert.h"
+
+namespace sqap {
+
+namespace {
+
+template <WeightType W>
+inline float load_weight(const void* w, size_t i) {
+  if constexpr (W == WeightType::f32) return static_cast<const float*>(w)[i];
+  if constexpr (W == WeightType::bf16) return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+  if constexpr (W == WeightType::f16) return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+  return 0.0f;
+}
+
+// out (M,N) += x (M,K) · w (N,K)ᵀ for columns [n0, n1); f32 accumulation in k order.
+template <WeightType W>
+void linear_columns_scalar(float* out, const float* x, const void* w, int M, int K, int N, int n0, int n1) {
+  for (int n = n0; n < n1; n++) {
+    const size_t w_row = static_cast<size_t>(n) * K;
+    for (int m = 0; m < M; m++) {
+      const float* x_row = x + static_cast<size_t>(m) * K;
+      float sum = 0.0f;
+      for (int k = 0; k < K; k++) sum += x_row[k] * load_weight<W>(w, w_row + k);
+      out[static_cast<size_t>(m) * N + n] += sum;
+    }
+  }
+}
+
+}  // namespace
+
+void linear_columns_generic(float* out, const float* x, const void* w, WeightType w_type, int M, int K, int N,
+                            int n0, int n1) {
+  switch (w_type) {
+    case WeightType::f32:
+      return linear_columns_scalar<WeightType::f32>(out, x, w, M, K, N, n0, n1);
+    case WeightType::bf16:
+      return linear_columns_scalar<WeightType::bf16>(out, x, w, M, K, N, n0, n1);
+    case WeightType::f16:
+      return linear_columns_scalar<WeightType::f16>(out, x, w, M, K, N, n0, n1);
+  }
+}
+
+float dot_generic(const float* a, const float* b, int n) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; i++) sum += a[i] * b[i];
+  return sum;
+}
+
+void axpy_generic(float* y, float alpha, const float* x, int n) {
+  for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+const KernelTable kGenericKernels = {Isa::generic, linear_columns_generic, dot_generic, axpy_generic};
+
+// Threads split the output columns N (each thread streams its own rows of w, the dominant memory traffic).
+// Chunks are multiples of 16 columns so SIMD kernels rarely hit their column remainder.
+void linear(float* out, const float* x, const void* w, WeightType w_type, const void* bias, WeightType bias_type,
+            int M, int K, int N) {
+  const KernelTable& table = kernels();
+  const double flops = 2.0 * M * K * N;
+  const int min_parallel = flops < 2e5 ? N + 1 : 0;  // tiny products are not worth waking the pool
+  parallel_range(N, 16, min_parallel, [&](int n0, int n1) {
+    for (int m = 0; m < M; m++) {
+      float* out_row = out + static_cast<size_t>(m) * N;
+      for (int n = n0; n < n1; n++) out_row[n] = bias != nullptr ? weight_at(bias, bias_type, n) : 0.0f;
+    }
+    table.linear_columns(out, x, w, w_type, M, K, N, n0, n1);
+  });
+}
+
+}  // namespace sqap

@@ -1,0 +1,40 @@
+// The per-ISA kernels: one table per instruction-set path, filled in by native/generic and native/arch/<isa>.
+// dispatch.cc owns the one pointer to the table in use; the op drivers (threading, blocking over rows/heads) are
+// ISA-independent and call through it. Internal header: binding.cc never includes it.
+#pragma once
+
+#include "kernels.h"
+
+namespace sqap {
+
+// out (M,N) += x (M,K) · w (N,K)ᵀ restricted to output columns [n0, n1). Rows of out are N apart.
+// The driver initialises out (bias or zero) and splits [0, N) between threads.
+typedef void (*LinearColumnsFn)(float* out, const float* x, const void* w, WeightType w_type, int M, int K, int N,
+                                int n0, int n1);
+
+// sum_i a[i] · b[i], a (n), b (n)
+typedef float (*DotFn)(const float* a, const float* b, int n);
+
+// y (n) += alpha · x (n)
+typedef void (*AxpyFn)(float* y, float alpha, const float* x, int n);
+
+struct KernelTable {
+  Isa isa;
+  LinearColumnsFn linear_columns;
+  DotFn dot;
+  AxpyFn axpy;
+};
+
+// The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.
+void linear_columns_generic(float* out, const float* x, const void* w, WeightType w_type, int M, int K, int N, int n0,
+                            int n1);
+float dot_generic(const float* a, const float* b, int n);
+void axpy_generic(float* y, float alpha, const float* x, int n);
+
+extern const KernelTable kGenericKernels;
+extern const KernelTable kAvx2Kernels;    // defined even when the compiler lacks AVX2: then it aliases generic
+extern const KernelTable kAvx512Kernels;  // likewise for AVX-512
+
+const KernelTable& kernels();  // the table chosen by dispatch.cc
+
+}  // namespace sqap

@@ -1,0 +1,203 @@
+// The native backend: the C++ addon build/Release/sqap_native.node (native/, built by node-gyp on `npm ci`).
+// This file checks shapes, allocates outputs and forwards flat arrays; native/binding.cc checks them again (types,
+// lengths, ranges) before any raw pointer reaches a kernel. If the addon is not built, nativeBackend is undefined
+// and backends/index.ts falls back to ref.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { AttentionOptions, AttentionResult, Backend, WeightTensor } from '../backend.js';
+import { sameShape, shapeSize, Tensor } from '../tensor.js';
+
+export type NativeIsa = 'generic' | 'avx2' | 'avx512';
+export const NATIVE_ISAS: readonly NativeIsa[] = ['generic', 'avx2', 'avx512'];
+
+export interface NativeInfo {
+  /** the instruction-set path the kernels use now */
+  isa: NativeIsa;
+  /** what SQAP_NATIVE_ISA asked for (null when unset or not a known name) */
+  requestedIsa: NativeIsa | null;
+  /** the paths this CPU can run */
+  supportedIsas: NativeIsa[];
+  /** worker threads, the calling thread included (SQAP_THREADS overrides) */
+  threads: number;
+}
+
+type WeightArray = Float32Array | Uint16Array;
+
+/** The addon's exports (native/binding.cc). Weight type codes: 0 f32, 1 bf16, 2 f16. Outputs are passed in. */
+interface Addon {
+  linear(out: Float32Array, x: Float32Array, w: WeightArray, wType: number, bias: WeightArray | null,
+    biasType: number, M: number, K: number, N: number): void;
+  embedding(out: Float32Array, table: WeightArray, tableType: number, ids: Int32Array, V: number, D: number): void;
+  layerNorm(out: Float32Array, x: Float32Array, weight: WeightArray, weightType: number, bias: WeightArray,
+    biasType: number, M: number, D: number, eps: number): void;
+  rmsNorm(out: Float32Array, x: Float32Array, weight: WeightArray, weightType: number, M: number, D: number,
+    eps: number): void;
+  gelu(out: Float32Array, x: Float32Array): void;
+  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array): void;
+  add(out: Float32Array, a: Float32Array, b: Float32Array): void;
+  scaleChannels(out: Float32Array, x: Float32Array, scale: WeightArray, scaleType: number, M: number, D: number): void;
+  rope(out: Float32Array, x: Float32Array, positions: Int32Array, T: number, H: number, Dh: number, theta: number): void;
+  attention(out: Float32Array, probs: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array,
+    T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
+  setIsa(isa: NativeIsa): void;
+  info(): NativeInfo;
+}
+
+/** Where node-gyp puts the addon, from src/tensor/backends/ (and from a dist/ build of the same layout). */
+export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../../build/Release/sqap_native.node', import.meta.url));
+
+let loadError: string | undefined;
+
+function loadAddon(): Addon | undefined {
+  try {
+    return createRequire(import.meta.url)(NATIVE_ADDON_PATH) as Addon;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    loadError = code === 'MODULE_NOT_FOUND' ? `${NATIVE_ADDON_PATH} does not exist` : String((error as Error).message);
+    return undefined;
+  }
+}
+
+const addon = loadAddon();
+
+function check(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(`native backend: ${message}`);
+}
+
+const WEIGHT_TYPE = { f32: 0, bf16: 1, f16: 2 } as const;
+
+function weightType(w: WeightTensor): number {
+  const code = WEIGHT_TYPE[w.dtype as keyof typeof WEIGHT_TYPE];
+  check(code !== undefined, `weights must be f32, bf16 or f16, got ${w.dtype}`);
+  return code;
+}
+
+function lastDim(x: Tensor): number {
+  check(x.rank >= 1, `expected a tensor of rank >= 1, got ${x}`);
+  return x.shape[x.rank - 1];
+}
+
+/** Rows of x seen as a matrix [rows, lastDim]. */
+function leadingRows(x: Tensor): number {
+  return shapeSize(x.shape.slice(0, -1));
+}
+
+function makeBackend(native: Addon): Backend {
+  return {
+    name: 'native',
+
+    // x [..., K] · w [N,K]ᵀ + bias [N] -> [..., N]
+    linear(x, w, bias) {
+      check(w.rank === 2 && lastDim(x) === w.shape[1], `linear: x ${x} does not match w ${w}`);
+      const [n, k] = w.shape;
+      check(!bias || bias.size === n, `linear: bias ${bias} does not match w ${w}`);
+      const m = leadingRows(x);
+      const out = new Float32Array(m * n);
+      native.linear(out, x.data, w.data, weightType(w), bias ? bias.data : null, bias ? weightType(bias) : 0, m, k, n);
+      return Tensor.f32([...x.shape.slice(0, -1), n], out);
+    },
+
+    // table [V,D], ids [T] -> [T,D]
+    embedding(table, ids) {
+      check(table.rank === 2, `embedding: table must be [V,D], got ${table}`);
+      const [vocab, dim] = table.shape;
+      const out = new Float32Array(ids.length * dim);
+      native.embedding(out, table.data, weightType(table), ids, vocab, dim);
+      return Tensor.f32([ids.length, dim], out);
+    },
+
+    // x [..., D] -> [..., D]
+    layerNorm(x, weight, bias, eps) {
+      const dim = lastDim(x);
+      check(weight.size === dim && bias.size === dim, `layerNorm: x ${x}, weight ${weight}, bias ${bias}`);
+      const out = new Float32Array(x.size);
+      const rows = leadingRows(x);
+      native.layerNorm(out, x.data, weight.data, weightType(weight), bias.data, weightType(bias), rows, dim, eps);
+      return Tensor.f32(x.shape, out);
+    },
+
+    // x [..., D] -> [..., D]
+    rmsNorm(x, weight, eps) {
+      const dim = lastDim(x);
+      check(weight.size === dim, `rmsNorm: x ${x}, weight ${weight}`);
+      const out = new Float32Array(x.size);
+      native.rmsNorm(out, x.data, weight.data, weightType(weight), leadingRows(x), dim, eps);
+      return Tensor.f32(x.shape, out);
+    },
+
+    gelu(x) {
+      const out = new Float32Array(x.size);
+      native.gelu(out, x.data);
+      return Tensor.f32(x.shape, out);
+    },
+
+    siluMul(gate, up) {
+      check(sameShape(gate.shape, up.shape), `siluMul: ${gate} vs ${up}`);
+      const out = new Float32Array(gate.size);
+      native.siluMul(out, gate.data, up.data);
+      return Tensor.f32(gate.shape, out);
+    },
+
+    add(a, b) {
+      check(sameShape(a.shape, b.shape), `add: ${a} vs ${b}`);
+      const out = new Float32Array(a.size);
+      native.add(out, a.data, b.data);
+      return Tensor.f32(a.shape, out);
+    },
+
+    // x [..., D] * scale [D]
+    scaleChannels(x, scale) {
+      const dim = lastDim(x);
+      check(scale.size === dim, `scaleChannels: ${x} vs ${scale}`);
+      const out = new Float32Array(x.size);
+      native.scaleChannels(out, x.data, scale.data, weightType(scale), leadingRows(x), dim);
+      return Tensor.f32(x.shape, out);
+    },
+
+    // x [T,H,Dh], positions [T] -> [T,H,Dh]
+    rope(x, positions, theta) {
+      check(x.rank === 3 && positions.length === x.shape[0], `rope: x ${x} with ${positions.length} positions`);
+      const [tokens, heads, headDim] = x.shape;
+      const out = new Float32Array(x.size);
+      native.rope(out, x.data, positions, tokens, heads, headDim, theta);
+      return Tensor.f32(x.shape, out);
+    },
+
+    // q [T,Hq,Dh], k [S,Hkv,Dh], v [S,Hkv,Dh] -> out [T,Hq*Dh] (+ probs [Hq,T,S])
+    attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, options: AttentionOptions): AttentionResult {
+      check(q.rank === 3 && k.rank === 3 && sameShape(k.shape, v.shape), `attention: q ${q}, k ${k}, v ${v}`);
+      const [tokens, qHeads, headDim] = q.shape;
+      const [keys, kvHeads] = k.shape;
+      check(k.shape[2] === headDim, `attention: q ${q} and k ${k} differ in head size`);
+      const out = new Float32Array(tokens * qHeads * headDim);
+      const probs = options.returnProbs ? new Float32Array(qHeads * tokens * keys) : null;
+      native.attention(out, probs, q.data, k.data, v.data, tokens, keys, qHeads, kvHeads, headDim, options.causal);
+      return {
+        out: Tensor.f32([tokens, qHeads * headDim], out),
+        probs: probs ? Tensor.f32([qHeads, tokens, keys], probs) : undefined,
+      };
+    },
+  };
+}
+
+/** The native backend, or undefined when the addon is not built (see nativeLoadError()). */
+export const nativeBackend: Backend | undefined = addon ? makeBackend(addon) : undefined;
+
+/** Why the addon did not load, or undefined when it did. */
+export function nativeLoadError(): string | undefined {
+  return loadError;
+}
+
+/** The addon's chosen ISA, what was requested, what the CPU supports, and the thread count; undefined if not built. */
+export function nativeInfo(): NativeInfo | undefined {
+  return addon?.info();
+}
+
+/**
+ * Switch the kernels to another instruction-set path for this process (tests and benchmarks compare the paths).
+ * Throws a RangeError when the CPU lacks it. SQAP_NATIVE_ISA does the same at load time.
+ */
+export function setNativeIsa(isa: NativeIsa): void {
+  check(addon !== undefined, `the addon is not built (${loadError})`);
+  addon.setIsa(isa);
+}
