@@ -73,3 +73,17 @@ export function countingIO(): FileIO & { bytesRead: number; reads: number } {
 export function bytesOf(data: ArrayBufferView): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
+
+/** A FileIO over bytes in memory (any path opens them): lets a fuzz loop run thousands of cases without disk I/O. */
+export function memoryIO(bytes: () => Uint8Array): FileIO {
+  return {
+    openSync: () => 3,
+    fstatSync: () => ({ size: bytes().length, isFile: () => true }),
+    readSync(_fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number {
+      const source = bytes().subarray(position, position + length);
+      buffer.set(source, offset);
+      return source.length;
+    },
+    closeSync: () => {},
+  };
+}
