@@ -2,56 +2,38 @@
 // (made by shared/fixtures/make_fixtures.py with Pillow + torch; see test/fixtures/README.md, step 1).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import jpeg from 'jpeg-js';
 import { UserError } from '../../src/errors.js';
 import { decodeImage, encodePng, readImageFile } from '../../src/io/image.js';
 import { resizeBicubicPillow } from '../../src/io/resize.js';
 import { parsePreprocessorConfig, preprocessImage } from '../../src/models/preprocess.js';
+import { fixturePath, loadExpected, maxAbsDiff } from '../support/fixtures.js';
+import { PIXEL_VALUES_MAX_ABS } from '../tolerances.js';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-openvla');
+const FIXTURE = 'tiny-openvla';
 /** Pillow's integer resampling must be reproduced exactly. */
 const RESIZE_MAX_DIFF = 0;
-/** (x/255 - mean)/std in float32, same operation order as torch: only last-bit differences allowed. */
-const PIXEL_VALUES_TOL = 1e-6;
 /** jpeg-js and libjpeg use different IDCT/upsampling; a q95 round trip stays within a few levels of the source. */
 const JPEG_MEAN_ABS_TOL = 3;
 
-/** Minimal safetensors reader for the tensors this test needs (U8 and F32). */
-function readSafetensors(path: string): Map<string, { dtype: string; shape: number[]; bytes: Buffer }> {
-  const file = readFileSync(path);
-  const headerLength = Number(file.readBigUInt64LE(0));
-  const header = JSON.parse(file.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, unknown>;
-  const out = new Map<string, { dtype: string; shape: number[]; bytes: Buffer }>();
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const { dtype, shape, data_offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    out.set(name, { dtype, shape, bytes: file.subarray(8 + headerLength + data_offsets[0], 8 + headerLength + data_offsets[1]) });
-  }
-  return out;
-}
-
-const expected = readSafetensors(join(FIXTURE, 'expected.safetensors'));
-
-function expectedF32(name: string): Float32Array {
-  const t = expected.get(name)!;
-  assert.equal(t.dtype, 'F32');
-  return new Float32Array(t.bytes.buffer.slice(t.bytes.byteOffset, t.bytes.byteOffset + t.bytes.byteLength));
-}
+const expected = loadExpected(FIXTURE);
+const imagePath = fixturePath(FIXTURE, 'image.png');
+const readConfigJson = () => JSON.parse(readFileSync(fixturePath(FIXTURE, 'preprocessor_config.json'), 'utf8')) as Record<string, unknown>;
 
 test('image.png decodes to the raw fixture pixels', () => {
-  const raw = expected.get('raw_image_hwc_uint8')!;
-  const image = readImageFile(join(FIXTURE, 'image.png'));
+  const raw = expected.raw_image_hwc_uint8;
+  const image = readImageFile(imagePath);
   assert.deepEqual([image.height, image.width, 3], raw.shape);
-  assert.deepEqual(Buffer.from(image.data), raw.bytes);
+  assert.equal(raw.dtype, 'u8');
+  assert.equal(maxAbsDiff(image.data, raw.data as Uint8Array), 0);
 });
 
 test('Pillow bicubic resize to 56x56 reproduces the reference uint8 pixels exactly', () => {
-  const image = readImageFile(join(FIXTURE, 'image.png'));
+  const image = readImageFile(imagePath);
   const resized = resizeBicubicPillow(image, 56, 56);
   // The reference keeps only normalized values; undo channel 3-5's (x - 0.5) / 0.5 to recover x/255 exactly.
-  const pixelValues = expectedF32('pixel_values');
+  const pixelValues = expected.pixel_values.toF32();
   const plane = 56 * 56;
   let maxDiff = 0;
   for (let p = 0; p < plane; p++) {
@@ -74,19 +56,16 @@ test('resize skips passes for unchanged axes and handles upscaling', () => {
 });
 
 test('preprocessImage matches the reference pixel_values', () => {
-  const config = parsePreprocessorConfig(JSON.parse(readFileSync(join(FIXTURE, 'preprocessor_config.json'), 'utf8')));
-  const pixels = preprocessImage(readImageFile(join(FIXTURE, 'image.png')), config);
-  const reference = expectedF32('pixel_values');
-  assert.deepEqual(expected.get('pixel_values')!.shape, [1, 6, 56, 56]);
-  assert.equal(pixels.length, reference.length);
-  let maxError = 0;
-  for (let i = 0; i < pixels.length; i++) maxError = Math.max(maxError, Math.abs(pixels[i] - reference[i]));
+  const config = parsePreprocessorConfig(readConfigJson());
+  const pixels = preprocessImage(readImageFile(imagePath), config);
+  assert.deepEqual(expected.pixel_values.shape, [1, 6, 56, 56]);
+  const maxError = maxAbsDiff(pixels, expected.pixel_values.toF32());
   console.log(`pixel_values max |error|: ${maxError}`);
-  assert.ok(maxError <= PIXEL_VALUES_TOL, `max error ${maxError}`);
+  assert.ok(maxError <= PIXEL_VALUES_MAX_ABS, `max error ${maxError}`);
 });
 
 test('parsePreprocessorConfig rejects unsupported settings with UserErrors naming them', () => {
-  const base = JSON.parse(readFileSync(join(FIXTURE, 'preprocessor_config.json'), 'utf8')) as Record<string, unknown>;
+  const base = readConfigJson();
   assert.throws(() => parsePreprocessorConfig({ ...base, image_resize_strategy: 'letterbox' }), (e: unknown) => e instanceof UserError && /letterbox/.test(e.message));
   assert.throws(() => parsePreprocessorConfig({ ...base, interpolations: ['bilinear', 'bicubic'] }), (e: unknown) => e instanceof UserError && /bilinear/.test(e.message));
   assert.throws(() => parsePreprocessorConfig({ ...base, input_sizes: [[3, 56, 56]] }), UserError);
