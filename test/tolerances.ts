@@ -9,3 +9,47 @@ export const PARITY_PROBS_MAX_ABS = 1e-4;
 export const ACTION_MAX_ABS = 1e-9;
 /** pixel values after Pillow-exact resize and float32 normalization */
 export const PIXEL_VALUES_MAX_ABS = 1e-6;
+
+/** An elementwise bound: |ours - reference| <= atol + rtol·|reference|. */
+export interface Tolerance {
+  readonly atol: number;
+  readonly rtol: number;
+}
+
+/**
+ * native backend vs ref (test/tensor/native.test.ts), keyed by weight dtype, then op. ref computes in float64 and
+ * native accumulates in float32, so the bounds are float32 summation-order error on inputs in [-1, 1] with K up to
+ * ~1000. bf16/f16 weights are widened exactly in both backends, so they get the same bounds as f32 weights.
+ */
+export const TOLERANCE = {
+  f32: {
+    linear: { atol: 2e-5, rtol: 2e-5 },
+    attention: { atol: 2e-6, rtol: 2e-5 },
+    attentionProbs: { atol: 1e-6, rtol: 2e-5 },
+    layerNorm: { atol: 2e-6, rtol: 2e-6 },
+    rmsNorm: { atol: 1e-6, rtol: 1e-6 },
+    /** ref's erf is a Chebyshev fit good to 1.2e-7; native uses libm's erff */
+    gelu: { atol: 2e-7, rtol: 1e-6 },
+    siluMul: { atol: 1e-7, rtol: 1e-6 },
+    /** float32 add and multiply are correctly rounded in both backends: exact */
+    add: { atol: 0, rtol: 0 },
+    scaleChannels: { atol: 0, rtol: 0 },
+    /** same f32 angle math; V8's and libm's cos/sin may round an angle's cos/sin to f32 one ulp apart */
+    rope: { atol: 2e-7, rtol: 1e-6 },
+    embedding: { atol: 0, rtol: 0 },
+  },
+  bf16: {
+    linear: { atol: 2e-5, rtol: 2e-5 },
+    layerNorm: { atol: 2e-6, rtol: 2e-6 },
+    rmsNorm: { atol: 1e-6, rtol: 1e-6 },
+    scaleChannels: { atol: 0, rtol: 0 },
+    embedding: { atol: 0, rtol: 0 },
+  },
+  f16: {
+    linear: { atol: 2e-5, rtol: 2e-5 },
+    layerNorm: { atol: 2e-6, rtol: 2e-6 },
+    rmsNorm: { atol: 1e-6, rtol: 1e-6 },
+    scaleChannels: { atol: 0, rtol: 0 },
+    embedding: { atol: 0, rtol: 0 },
+  },
+} as const;
