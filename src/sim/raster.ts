@@ -32,13 +32,21 @@ const CLIP_STRIDE = 6;
 const clipIn = new Float64Array(4 * CLIP_STRIDE);
 const clipOut = new Float64Array(5 * CLIP_STRIDE);
 
+// Depth and index buffers are reused by the next Rasterizer of the same size (one frame at a time per thread).
+let scratchInverseDepth = new Float32Array(0);
+let scratchGeomIndex = new Int32Array(0);
+
 export class Rasterizer {
-  readonly colour: Uint8Array; // (H, W, 3)
-  readonly inverseDepth: Float32Array; // (H, W) 1 / camera z, 0 = nothing drawn
-  readonly geomIndex: Int32Array; // (H, W) MeshDraw.index of the visible surface, -1 = background
+  readonly colour: Uint8Array; // (H, W, 3), owned by the caller after drawing
+  /** (H, W) 1 / camera z, 0 = nothing drawn; valid until the next Rasterizer is created */
+  readonly inverseDepth: Float32Array;
+  /** (H, W) MeshDraw.index of the visible surface, -1 = background; valid until the next Rasterizer is created */
+  readonly geomIndex: Int32Array;
   private camX = new Float64Array(0);
   private camY = new Float64Array(0);
   private camZ = new Float64Array(0);
+  // Projected vertices of the current mesh, CLIP_STRIDE values each (see `tri`).
+  private screen = new Float64Array(0);
   // Screen-space vertices of the triangle being drawn: u, v, 1/z, shade/z, checkerU/z, checkerV/z.
   private tri = new Float64Array(3 * CLIP_STRIDE);
 
@@ -53,14 +61,15 @@ export class Rasterizer {
   ) {
     const pixels = width * height;
     this.colour = new Uint8Array(pixels * 3);
-    this.inverseDepth = new Float32Array(pixels);
-    this.geomIndex = new Int32Array(pixels).fill(-1);
-    const bg = background.map((c) => toByte(c));
-    for (let p = 0; p < pixels; p++) {
-      this.colour[3 * p] = bg[0];
-      this.colour[3 * p + 1] = bg[1];
-      this.colour[3 * p + 2] = bg[2];
+    if (scratchInverseDepth.length !== pixels) {
+      scratchInverseDepth = new Float32Array(pixels);
+      scratchGeomIndex = new Int32Array(pixels);
     }
+    this.inverseDepth = scratchInverseDepth.fill(0);
+    this.geomIndex = scratchGeomIndex.fill(-1);
+    const bg = background.map((c) => toByte(c));
+    this.colour.set(bg, 0);
+    for (let filled = 3; filled < this.colour.length; filled *= 2) this.colour.copyWithin(filled, 0, filled);
   }
 
   drawMesh(draw: MeshDraw): void {
@@ -70,17 +79,29 @@ export class Rasterizer {
       this.camX = new Float64Array(n);
       this.camY = new Float64Array(n);
       this.camZ = new Float64Array(n);
+      this.screen = new Float64Array(n * CLIP_STRIDE);
     }
     const R = draw.rotation;
     const t = draw.translation;
-    const { camX, camY, camZ } = this;
+    const { camX, camY, camZ, screen, fx, fy, cx, cy } = this;
+    const shade = draw.shade;
+    // Camera-space and projected vertices; those in front of the near plane are projected once per mesh.
     for (let i = 0; i < n; i++) {
       const x = positions[3 * i];
       const y = positions[3 * i + 1];
       const z = positions[3 * i + 2];
-      camX[i] = R[0] * x + R[1] * y + R[2] * z + t[0];
-      camY[i] = R[3] * x + R[4] * y + R[5] * z + t[1];
-      camZ[i] = R[6] * x + R[7] * y + R[8] * z + t[2];
+      const X = (camX[i] = R[0] * x + R[1] * y + R[2] * z + t[0]);
+      const Y = (camY[i] = R[3] * x + R[4] * y + R[5] * z + t[1]);
+      const Z = (camZ[i] = R[6] * x + R[7] * y + R[8] * z + t[2]);
+      if (Z < NEAR_PLANE) continue;
+      const inverseZ = 1 / Z;
+      const o = i * CLIP_STRIDE;
+      screen[o] = fx * X * inverseZ + cx;
+      screen[o + 1] = fy * Y * inverseZ + cy;
+      screen[o + 2] = inverseZ;
+      screen[o + 3] = shade[i] * inverseZ;
+      screen[o + 4] = x * inverseZ;
+      screen[o + 5] = y * inverseZ;
     }
     for (let k = 0; k < indices.length; k += 3) {
       const a = indices[k];
@@ -90,12 +111,12 @@ export class Rasterizer {
       const zb = camZ[b];
       const zc = camZ[c];
       if (za < NEAR_PLANE && zb < NEAR_PLANE && zc < NEAR_PLANE) continue;
-      this.loadVertex(clipIn, 0, a, draw);
-      this.loadVertex(clipIn, 1, b, draw);
-      this.loadVertex(clipIn, 2, c, draw);
       if (za >= NEAR_PLANE && zb >= NEAR_PLANE && zc >= NEAR_PLANE) {
-        this.drawClipped(clipIn, 3, draw);
+        this.fillTriangle(screen, a * CLIP_STRIDE, b * CLIP_STRIDE, c * CLIP_STRIDE, draw);
       } else {
+        this.loadVertex(clipIn, 0, a, draw);
+        this.loadVertex(clipIn, 1, b, draw);
+        this.loadVertex(clipIn, 2, c, draw);
         this.drawClipped(clipOut, clipNear(clipIn, 3, clipOut), draw);
       }
     }
@@ -127,22 +148,23 @@ export class Rasterizer {
         tri[o + 4] = polygon[i + 4] * inverseZ;
         tri[o + 5] = polygon[i + 5] * inverseZ;
       }
-      this.fillTriangle(draw);
+      this.fillTriangle(tri, 0, CLIP_STRIDE, 2 * CLIP_STRIDE, draw);
     }
   }
 
-  /** Fills this.tri; front faces have negative signed area in (u right, v down) pixel coordinates. */
-  private fillTriangle(draw: MeshDraw): void {
-    const tri = this.tri;
-    let area = (tri[6] - tri[0]) * (tri[13] - tri[1]) - (tri[7] - tri[1]) * (tri[12] - tri[0]);
+  /**
+   * Fills the triangle whose projected vertices start at offsets o0, o1, o2 of `vertices` (CLIP_STRIDE layout).
+   * Front faces have negative signed area in (u right, v down) pixel coordinates.
+   */
+  private fillTriangle(vertices: Float64Array, o0: number, oA: number, oB: number, draw: MeshDraw): void {
+    const tri = vertices;
+    let area = (tri[oA] - tri[o0]) * (tri[oB + 1] - tri[o0 + 1]) - (tri[oA + 1] - tri[o0 + 1]) * (tri[oB] - tri[o0]);
     if (area === 0 || (draw.cullBackFaces && area > 0)) return;
-    // Order the vertices so the signed area is positive: v0 = slot 0, v1/v2 = slots 1/2 or 2/1.
-    const i1 = area < 0 ? 2 : 1;
-    const i2 = area < 0 ? 1 : 2;
+    // Order the vertices so the signed area is positive.
+    const o1 = area < 0 ? oB : oA;
+    const o2 = area < 0 ? oA : oB;
     area = Math.abs(area);
-    const o1 = i1 * CLIP_STRIDE;
-    const o2 = i2 * CLIP_STRIDE;
-    const x0 = tri[0], y0 = tri[1];
+    const x0 = tri[o0], y0 = tri[o0 + 1];
     const x1 = tri[o1], y1 = tri[o1 + 1];
     const x2 = tri[o2], y2 = tri[o2 + 1];
     const W = this.width;
@@ -163,10 +185,10 @@ export class Rasterizer {
     let e1Row = (x0 - x2) * (py - y2) - (y0 - y2) * (px - x2);
     let e2Row = (x1 - x0) * (py - y0) - (y1 - y0) * (px - x0);
     // Attributes divided by z at the three vertices (perspective-correct interpolation).
-    const iz0 = tri[2], iz1 = tri[o1 + 2], iz2 = tri[o2 + 2];
-    const s0 = tri[3], s1 = tri[o1 + 3], s2 = tri[o2 + 3];
-    const u0 = tri[4], u1 = tri[o1 + 4], u2 = tri[o2 + 4];
-    const v0 = tri[5], v1 = tri[o1 + 5], v2 = tri[o2 + 5];
+    const iz0 = tri[o0 + 2], iz1 = tri[o1 + 2], iz2 = tri[o2 + 2];
+    const s0 = tri[o0 + 3], s1 = tri[o1 + 3], s2 = tri[o2 + 3];
+    const u0 = tri[o0 + 4], u1 = tri[o1 + 4], u2 = tri[o2 + 4];
+    const v0 = tri[o0 + 5], v1 = tri[o1 + 5], v2 = tri[o2 + 5];
     const [red, green, blue] = draw.colour;
     const checker = draw.checkerSize > 0 ? 1 / draw.checkerSize : 0;
     const { colour, inverseDepth, geomIndex } = this;

@@ -33,6 +33,13 @@ export interface RenderOptions {
   lightDirection?: number[];
 }
 
+export interface RgbOptions extends RenderOptions {
+  /** samples per pixel side, 1 to MAX_SUPERSAMPLE; default 1 (one sample at the pixel centre) */
+  supersample?: number;
+}
+
+export const MAX_SUPERSAMPLE = 4;
+
 export interface RenderedFrame {
   image: RgbImage;
   /** (H, W) row-major distance along the optical axis, metres; Infinity where nothing was drawn */
@@ -131,8 +138,7 @@ function outsideFrustum(c: Float64Array, r: number, tanX: number, tanY: number):
   );
 }
 
-/** Renders the geoms seen by `camera`: RGB image, depth and per-pixel geom index. */
-export function renderFrame(geoms: RenderGeom[], camera: CameraParams, options: RenderOptions = {}): RenderedFrame {
+function rasterize(geoms: RenderGeom[], camera: CameraParams, options: RenderOptions): Rasterizer {
   const { width, height } = camera;
   const K = camera.intrinsics;
   const T = camera.worldToCamera;
@@ -167,14 +173,55 @@ export function renderFrame(geoms: RenderGeom[], camera: CameraParams, options: 
       cullBackFaces: true,
     });
   });
-  const depth = new Float32Array(width * height);
-  for (let p = 0; p < depth.length; p++) depth[p] = raster.inverseDepth[p] > 0 ? 1 / raster.inverseDepth[p] : Infinity;
-  return { image: { width, height, data: raster.colour }, depth, geomIndex: raster.geomIndex };
+  return raster;
 }
 
-/** RGB8 image of the geoms seen by `camera`. */
-export function renderRgb(geoms: RenderGeom[], camera: CameraParams, options: RenderOptions = {}): RgbImage {
-  return renderFrame(geoms, camera, options).image;
+/** Renders the geoms seen by `camera`: RGB image, depth and per-pixel geom index. */
+export function renderFrame(geoms: RenderGeom[], camera: CameraParams, options: RenderOptions = {}): RenderedFrame {
+  const raster = rasterize(geoms, camera, options);
+  const inverseDepth = raster.inverseDepth;
+  const depth = new Float32Array(inverseDepth.length);
+  for (let p = 0; p < depth.length; p++) depth[p] = inverseDepth[p] > 0 ? 1 / inverseDepth[p] : Infinity;
+  const image = { width: camera.width, height: camera.height, data: raster.colour };
+  return { image, depth, geomIndex: raster.geomIndex.slice() };
+}
+
+/** Box filter: (H*f, W*f, 3) -> (H, W, 3). */
+function downsample(colour: Uint8Array, width: number, height: number, factor: number): Uint8Array {
+  const out = new Uint8Array(width * height * 3);
+  const wideRow = width * factor * 3;
+  const samples = factor * factor;
+  for (let j = 0; j < height; j++) {
+    for (let i = 0; i < width; i++) {
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        for (let dj = 0; dj < factor; dj++) {
+          const row = (j * factor + dj) * wideRow + i * factor * 3 + c;
+          for (let di = 0; di < factor; di++) sum += colour[row + 3 * di];
+        }
+        out[3 * (j * width + i) + c] = Math.round(sum / samples);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * RGB8 image of the geoms seen by `camera`. With supersample f > 1, each pixel averages f x f samples spread over
+ * its square (anti-aliasing; costs about f^2 times as much).
+ */
+export function renderRgb(geoms: RenderGeom[], camera: CameraParams, options: RgbOptions = {}): RgbImage {
+  const factor = options.supersample ?? 1;
+  if (!(Number.isInteger(factor) && factor >= 1 && factor <= MAX_SUPERSAMPLE)) {
+    throw new Error(`supersample must be an integer from 1 to ${MAX_SUPERSAMPLE}, got ${factor}.`);
+  }
+  const { width, height } = camera;
+  if (factor === 1) return { width, height, data: rasterize(geoms, camera, options).colour };
+  // Pixel coordinates scale by f: K' = diag(f, f, 1) K.
+  const K = camera.intrinsics;
+  const intrinsics = [...K.slice(0, 6).map((k) => k * factor), ...K.slice(6)];
+  const fine = { ...camera, width: width * factor, height: height * factor, intrinsics };
+  return { width, height, data: downsample(rasterize(geoms, fine, options).colour, width, height, factor) };
 }
 
 /** (H, W) depth along the optical axis in metres, Infinity where nothing was drawn. */
