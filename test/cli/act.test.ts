@@ -102,3 +102,25 @@ test('convert to sharded bf16 loads back and predicts like f32 weights rounded t
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('act --instruction on a checkpoint with the Llama-2 vocabulary builds the prompt ids OpenVLA would', async () => {
+  const { writeSyntheticOpenVla, TINY_SIZES } = await import('../../src/models/synthetic.js');
+  const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'sqap-llama2-vocab-'));
+  try {
+    writeSyntheticOpenVla(dir, { ...TINY_SIZES, llmHidden: 32, llmIntermediate: 64, llmLayers: 1, vocabSize: 32064 }, { dtype: 'bf16' });
+    const r = cli(['act', '--model', dir, '--image', fixturePath('tiny-openvla', 'image.png'), '--instruction', 'Pick up the black bowl between the plate and the ramekin and place it on the plate', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const out = lastJson(r.stdout) as { input_ids: number[]; action_token_ids: number[]; action: number[] };
+    // transformers LlamaTokenizerFast ids for this OpenVLA prompt with the trailing space token (recorded in a
+    // LeRobot OpenVLA-OFT test; see test/models/tokenizer.test.ts)
+    assert.deepEqual(out.input_ids, [
+      1, 512, 29901, 1724, 3158, 881, 278, 19964, 2125, 304, 5839, 701, 278, 4628, 12580, 29880, 1546,
+      278, 15284, 322, 278, 364, 420, 9089, 322, 2058, 372, 373, 278, 15284, 29973, 13, 3744, 29901, 29871,
+    ]);
+    assert.equal(out.action_token_ids.length, 7);
+    assert.equal(out.action.length, 7);
+    assert.ok(out.action.every(Number.isFinite));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
