@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { cameraFromMujoco, lookAtCamera, projectPoints } from '../../src/sim/camera.js';
 import { cameraId, loadModelFromXml, loadMujoco, type MainModule } from '../../src/sim/mujoco.js';
 import { geomsFromMujoco, renderFrame, renderRgb, type RenderGeom } from '../../src/sim/render.js';
+import { geomMesh, type GeomType } from '../../src/sim/tessellate.js';
 import type { CameraParams, RgbImage } from '../../src/sim/types.js';
 
 // Tolerances of this suite (pixels unless named otherwise).
@@ -268,5 +269,57 @@ describe('cameras and renderer on a MuJoCo scene', () => {
       d.delete();
       m.delete();
     }
+  });
+});
+
+describe('tessellation', () => {
+  const shapes: [GeomType, number[]][] = [
+    ['box', [0.1, 0.2, 0.3]],
+    ['sphere', [0.1, 0, 0]],
+    ['capsule', [0.05, 0.2, 0]],
+    ['cylinder', [0.05, 0.2, 0]],
+    ['ellipsoid', [0.1, 0.05, 0.2]],
+    ['plane', [1, 2, 0.1]],
+  ];
+  for (const [type, size] of shapes) {
+    test(`${type}: triangles wind counter-clockwise seen from outside, bounding radius holds every vertex`, () => {
+      const { positions: p, normals: n, indices, boundingRadius } = geomMesh(type, size);
+      for (let k = 0; k < indices.length; k += 3) {
+        const [a, b, c] = [indices[k], indices[k + 1], indices[k + 2]];
+        const e1 = [0, 1, 2].map((i) => p[3 * b + i] - p[3 * a + i]);
+        const e2 = [0, 1, 2].map((i) => p[3 * c + i] - p[3 * a + i]);
+        const face = [e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2], e1[0] * e2[1] - e1[1] * e2[0]];
+        assert.ok(Math.hypot(...face) > 0, `degenerate triangle ${k / 3}`);
+        const vertexNormalSum = [0, 1, 2].map((i) => n[3 * a + i] + n[3 * b + i] + n[3 * c + i]);
+        assert.ok(face.reduce((s, f, i) => s + f * vertexNormalSum[i], 0) > 0, `triangle ${k / 3} faces inwards`);
+      }
+      for (let i = 0; i < p.length; i += 3) assert.ok(Math.hypot(p[i], p[i + 1], p[i + 2]) <= boundingRadius + EXACT);
+    });
+  }
+});
+
+describe('supersampling', () => {
+  const camera = lookAtCamera({ eye: [0, 0, 0], target: [1, 0, 0], fovyDeg: 45, width: 64, height: 48 });
+  const scene = [sphere([1, 0, 0], 0.15, [1, 0, 0, 1])];
+
+  test('keeps the image size and interior colours, blends the silhouette edge', () => {
+    const background = [0, 0, 0];
+    const plain = renderRgb(scene, camera, { background });
+    const smooth = renderRgb(scene, camera, { background, supersample: 2 });
+    assert.equal(smooth.width, 64);
+    assert.equal(smooth.height, 48);
+    assert.equal(smooth.data.length, plain.data.length);
+    const centre = 3 * (24 * 64 + 32);
+    assert.ok(Math.abs(smooth.data[centre] - plain.data[centre]) <= 8, 'interior shading is smooth: nearly equal');
+    // Along the centre row, the red channel goes from black to the sphere's red through intermediate values.
+    const redRow = (image: RgbImage) => Array.from({ length: 64 }, (_, i) => image.data[3 * (24 * 64 + i)]);
+    const [hard, soft] = [redRow(plain), redRow(smooth)];
+    const partial = soft.filter((r, i) => r > 0 && r < 0.8 * Math.max(hard[i - 1] ?? 0, hard[i], hard[i + 1] ?? 0));
+    assert.ok(partial.length >= 2, `edge pixels with partial coverage: ${partial}`);
+  });
+
+  test('rejects a non-integer or too large factor', () => {
+    assert.throws(() => renderRgb(scene, camera, { supersample: 1.5 }), /supersample/);
+    assert.throws(() => renderRgb(scene, camera, { supersample: 9 }), /supersample/);
   });
 });
