@@ -36,6 +36,10 @@ const POSITION_GAIN = 0.8;
 const ROTATION_GAIN = 0.8;
 /** a phase longer than this (steps) is treated as stuck and restarted */
 const PHASE_TIMEOUT = 60;
+/** lowering that makes no progress this long (something under the object) releases where it is */
+const LOWER_TIMEOUT = 25;
+/** with two objects for one basket, each goes this far off its centre */
+const BASKET_SPOT_OFFSET = 0.037;
 
 type Phase =
   | 'approach'
@@ -58,6 +62,12 @@ const wrapAngle = (a: number) => a - 2 * Math.PI * Math.round(a / (2 * Math.PI))
 function yawOf(q: number[]): number {
   const [w, x, y, z] = q;
   return Math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z));
+}
+
+/** World direction of a cylinder's axis (its local z). */
+function cylinderAxis(q: number[]): number[] {
+  const [w, x, y, z] = q;
+  return [2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)];
 }
 
 function asSimEnv(env: Env): SimEnv {
@@ -141,13 +151,31 @@ class ScriptedExpert implements Policy {
     ];
   }
 
-  /** Hand yaw that puts the pads on two faces of a cube (the closest of the 4 equivalents); cylinders: keep. */
+  /**
+   * Hand yaw for a grasp, the closest of the equivalent ones to the current yaw: pads on two faces of a cube; across
+   * a lying cylinder (hand x along its axis); any yaw for a standing cylinder.
+   */
   private graspYaw(object: ObjectState, currentYaw: number): number {
-    if (object.shape !== 'cube') return currentYaw;
-    const faceYaw = yawOf(object.quaternion);
-    const k = Math.round((currentYaw - faceYaw) / (Math.PI / 2));
-    const yaw = faceYaw + (k * Math.PI) / 2;
+    let baseYaw: number;
+    let period: number;
+    if (object.shape === 'cube') {
+      baseYaw = yawOf(object.quaternion);
+      period = Math.PI / 2;
+    } else {
+      const axis = cylinderAxis(object.quaternion);
+      if (Math.abs(axis[2]) > 0.7) return currentYaw;
+      baseYaw = Math.atan2(axis[1], axis[0]);
+      period = Math.PI;
+    }
+    const yaw = baseYaw + period * Math.round((currentYaw - baseYaw) / period);
     return Math.abs(yaw) > 2.5 ? yaw - Math.sign(yaw) * Math.PI : yaw;
+  }
+
+  /** TCP height for grasping: a cube or lying cylinder at its centre, a standing cylinder 1.5 cm above it. */
+  private graspHeight(object: ObjectState): number {
+    const o = object.position;
+    if (object.shape === 'cylinder' && Math.abs(cylinderAxis(object.quaternion)[2]) > 0.7) return o[2] + 0.015;
+    return Math.max(o[2], 0.017);
   }
 
   /** Where the held object's centre should go for an `on` goal: [x, y, support top z]. */
@@ -160,19 +188,20 @@ class ScriptedExpert implements Policy {
     const [cx, cy] = fixture.position;
     let x = cx;
     let y = cy;
-    if (fixture.kind === 'basket') {
-      // make room for what is already in the basket: go 3.5 cm away from the nearest object inside
-      for (const [name, o] of Object.entries(state.objects)) {
-        if (name === goal.object) continue;
-        const dx = o.position[0] - cx;
-        const dy = o.position[1] - cy;
-        const d = Math.hypot(dx, dy);
-        if (d < SIZES.basketInnerHalf) {
-          const ux = d > 1e-3 ? dx / d : 1;
-          const uy = d > 1e-3 ? dy / d : 0;
-          x = cx - 0.035 * ux;
-          y = cy - 0.035 * uy;
-        }
+    const sharing = state.goals.filter((g) => g.kind === 'on' && g.target === goal.target).length;
+    if (fixture.kind === 'basket' && sharing > 1) {
+      // several objects go in: use the spot (3.7 cm off centre along a basket axis) farthest from those inside
+      const c = Math.cos(fixture.yaw);
+      const s = Math.sin(fixture.yaw);
+      const inside = Object.entries(state.objects)
+        .filter(([name, o]) => name !== goal.object && Math.hypot(o.position[0] - cx, o.position[1] - cy) < SIZES.basketInnerHalf)
+        .map(([, o]) => o.position);
+      let best = -1;
+      for (const [u, v] of [[-1, 0], [1, 0], [0, -1], [0, 1]]) {
+        const px = cx + BASKET_SPOT_OFFSET * (c * u - s * v);
+        const py = cy + BASKET_SPOT_OFFSET * (s * u + c * v);
+        const clearance = Math.min(Infinity, ...inside.map((q) => Math.hypot(q[0] - px, q[1] - py)));
+        if (clearance > best + 1e-9) [best, x, y] = [clearance, px, py];
       }
     }
     return [x, y, supportHeight(fixture.kind)];
@@ -212,7 +241,7 @@ class ScriptedExpert implements Policy {
         this.goTo('retreat');
       }
     }
-    const graspZ = object.shape === 'cube' ? Math.max(o[2], 0.017) : o[2] + 0.015;
+    const graspZ = this.graspHeight(object);
     switch (this.phase) {
       case 'approach': {
         const yaw = this.graspYaw(object, eeYaw);
@@ -252,7 +281,7 @@ class ScriptedExpert implements Policy {
         const z = place[2] + 0.008 + bottomBelowTcp;
         const target = [place[0] - (o[0] - ee[0]), place[1] - (o[1] - ee[1]), z];
         if (Math.hypot(target[0] - ee[0], target[1] - ee[1]) > 0.03) this.goTo('move');
-        else if (Math.abs(ee[2] - z) < 0.005) this.goTo('release');
+        else if (Math.abs(ee[2] - z) < 0.005 || this.phaseSteps > LOWER_TIMEOUT) this.goTo('release');
         return this.moveTo(state, target, eeYaw, 1, 0.5);
       }
       case 'release': {

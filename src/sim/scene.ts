@@ -136,9 +136,9 @@ export function lookAtXyAxes(eye: number[], target: number[]): string {
 }
 
 /** The fixed agent-view camera (front-above, looking back at the gripper's side of the table). */
-export const AGENTVIEW = { eye: [0.62, 0, 0.52], target: [-0.06, 0, 0.02], fovyDeg: 50 };
+export const AGENTVIEW = { eye: [0.55, 0, 0.6], target: [-0.03, 0, 0], fovyDeg: 45 };
 /** The wrist camera, in the hand frame: beside the palm, looking down at the fingertips. */
-export const WRIST_CAMERA = { eye: [0.075, 0, 0.11], target: [0, 0, -0.02], fovyDeg: 75 };
+export const WRIST_CAMERA = { eye: [0.065, 0, 0.09], target: [0, 0, -0.03], fovyDeg: 75 };
 
 function objectXml(o: ObjectSpec): string {
   const z = restingHeight(o.shape) + 0.0005;
