@@ -1,0 +1,386 @@
+// `sqap-vla sim ...`: list tasks, run a policy over tasks x seeds, render a frame, record demonstrations.
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import cliProgress from 'cli-progress';
+import { UserError } from '../errors.js';
+import type { RecordSummary } from '../sim/record.js';
+import type { PolicySpec, RunProgress, RunSummary } from '../sim/runner.js';
+import type { TaskInfo } from '../sim/types.js';
+
+const USAGE = `usage: sqap-vla sim <subcommand> [options]
+
+subcommands:
+  tasks     list the tasks (id, suite, max steps, instruction)
+  run       run a policy on tasks x seeds and report success rates
+  render    write the first agent-view frame of a task as PNG
+  record    record expert demonstrations for training (docs/demonstrations.md)
+
+Run 'sqap-vla sim <subcommand> --help' for its options.`;
+
+const TASKS_USAGE = `usage: sqap-vla sim tasks [--suite NAME] [--json]
+
+  --suite NAME   only the tasks of one suite
+  --json         print one JSON array of {id, suite, max_steps, instruction}`;
+
+const SELECTION_HELP = `  --task ID        a task id (repeatable); see 'sqap-vla sim tasks'
+  --suite NAME     all tasks of a suite (repeatable), or 'all' for every task
+  --episodes N     episodes per task (default 10); episode i uses seed S + i
+  --seed S         first seed (default 0)
+  --workers W      worker threads (default: one per core, at most one per episode)
+  --image-size PX  camera image side in pixels (default: the env's, 224)`;
+
+const RUN_USAGE = `usage: sqap-vla sim run (--task ID | --suite NAME | --suite all) --policy expert --episodes N [options]
+
+${SELECTION_HELP}
+  --policy P       'expert' (scripted, privileged state; default) or a module path exporting
+                   createPolicyFactory(options) => (env) => Policy
+  --policy-options JSON  options passed to the policy module's createPolicyFactory
+  --frames DIR     write every episode's agent-view frames as DIR/<task>/seed_<seed>/step_NNNN.png
+  --json           print the summary as one JSON object on the last stdout line`;
+
+const RENDER_USAGE = `usage: sqap-vla sim render --task ID [--seed S] --out FILE.png [--image-size PX]
+
+  --task ID        a task id; see 'sqap-vla sim tasks'
+  --seed S         scene seed (default 0)
+  --out FILE.png   where to write the first agent-view frame`;
+
+const RECORD_USAGE = `usage: sqap-vla sim record (--task ID | --suite NAME | --suite all) --episodes N [--seed S] --out DIR [options]
+
+${SELECTION_HELP}
+  --out DIR        new (or empty) directory for meta.json, episode_NNNNNN.{json,rgb}, dataset_statistics.json
+  --name NAME      dataset name, the key in dataset_statistics.json (default sqap_sim)
+  --json           print the summary as one JSON object on the last stdout line
+
+Episodes come from the scripted expert; all are written, statistics use the successful ones.`;
+
+const SELECTION_OPTIONS = {
+  task: { type: 'string', multiple: true },
+  suite: { type: 'string', multiple: true },
+  episodes: { type: 'string' },
+  seed: { type: 'string' },
+  workers: { type: 'string' },
+  'image-size': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export async function runSimCommand(argv: string[]): Promise<number> {
+  const [subcommand, ...rest] = argv;
+  switch (subcommand) {
+    case 'tasks':
+      return tasksCommand(rest);
+    case 'run':
+      return runCommand(rest);
+    case 'render':
+      return renderCommand(rest);
+    case 'record':
+      return recordCommand(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      console.log(USAGE);
+      return subcommand ? 0 : 2;
+    default:
+      throw new UserError(`unknown sim subcommand '${subcommand}' (subcommands: tasks, run, render, record)`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Arguments
+
+function parseInteger(value: string | undefined, flag: string, fallback: number, minimum: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < minimum) {
+    throw new UserError(`--${flag} must be an integer >= ${minimum}, got '${value}'.`);
+  }
+  return parsed;
+}
+
+async function loadTasks(): Promise<TaskInfo[]> {
+  const { listTasks } = await import('../sim/tasks.js');
+  return listTasks();
+}
+
+function suitesOf(tasks: TaskInfo[]): string[] {
+  return [...new Set(tasks.map((task) => task.suite))];
+}
+
+/** Task ids from --task and --suite, in suite order then --task order, without duplicates. */
+export function selectTasks(all: TaskInfo[], taskIds: string[] = [], suites: string[] = []): string[] {
+  if (taskIds.length === 0 && suites.length === 0) {
+    throw new UserError("choose tasks with --task ID or --suite NAME (or --suite all); 'sqap-vla sim tasks' lists them.");
+  }
+  const known = suitesOf(all);
+  const selected: string[] = [];
+  for (const suite of suites) {
+    if (suite !== 'all' && !known.includes(suite)) {
+      throw new UserError(`unknown suite '${suite}' (suites: ${[...known, 'all'].join(', ')})`);
+    }
+    for (const task of all) if (suite === 'all' || task.suite === suite) selected.push(task.id);
+  }
+  for (const id of taskIds) {
+    if (!all.some((task) => task.id === id)) {
+      throw new UserError(`unknown task '${id}' (tasks: ${all.map((task) => task.id).join(', ')})`);
+    }
+    selected.push(id);
+  }
+  return [...new Set(selected)];
+}
+
+function parsePolicy(name: string | undefined, optionsJson: string | undefined): PolicySpec {
+  const policy = name ?? 'expert';
+  if (policy === 'expert') {
+    if (optionsJson !== undefined) throw new UserError("--policy-options applies to a policy module, not 'expert'.");
+    return 'expert';
+  }
+  if (!/\.(ts|mts|js|mjs)$/.test(policy)) {
+    throw new UserError(`unknown policy '${policy}' (use 'expert' or the path of a .ts/.js module exporting createPolicyFactory).`);
+  }
+  let options: unknown;
+  if (optionsJson !== undefined) {
+    try {
+      options = JSON.parse(optionsJson);
+    } catch (error) {
+      throw new UserError(`--policy-options is not valid JSON: ${(error as Error).message}.`);
+    }
+  }
+  return { module: resolve(policy), ...(options !== undefined ? { options } : {}) };
+}
+
+/** A progress bar on stderr when it is a terminal; nothing otherwise (logs and pipes stay clean). */
+function progressBar(label: string): { onProgress?: (progress: RunProgress) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { stop: () => {} };
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: `${label} [{bar}] {value}/{total} episodes | {successes} succeeded | {duration_formatted} elapsed, ETA {eta_formatted}`,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 20,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  let successes = 0;
+  return {
+    onProgress: ({ done, total, result }) => {
+      if (!started) {
+        bar.start(total, 0, { successes: 0 });
+        started = true;
+      }
+      if (result.success) successes++;
+      bar.update(done, { successes });
+    },
+    stop: () => {
+      if (started) bar.stop();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Output
+
+function percent(rate: number): string {
+  return `${(100 * rate).toFixed(1)}%`;
+}
+
+function interval([low, high]: [number, number]): string {
+  return `[${(100 * low).toFixed(1)}, ${(100 * high).toFixed(1)}]`;
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd());
+}
+
+function printRunSummary(summary: RunSummary): void {
+  const rows = [['task', 'success', 'rate', '95% CI', 'mean steps']];
+  for (const [taskId, task] of Object.entries(summary.tasks)) {
+    rows.push([taskId, `${task.successes}/${task.episodes}`, percent(task.success_rate), interval(task.ci95), task.mean_steps.toFixed(1)]);
+  }
+  const meanSteps = summary.results.reduce((sum, result) => sum + result.steps, 0) / Math.max(1, summary.results.length);
+  rows.push(['overall', `${summary.successes}/${summary.episodes}`, percent(summary.success_rate), interval(summary.ci95), meanSteps.toFixed(1)]);
+  printTable(rows);
+  const reasons = new Map<string, number>();
+  for (const result of summary.results) {
+    // group reasons by their kind: the text before the step number or the first colon
+    if (result.failureReason) {
+      const kind = result.failureReason.replace(/ at step \d+:.*$/, '').replace(/:.*$/, '');
+      reasons.set(kind, (reasons.get(kind) ?? 0) + 1);
+    }
+  }
+  if (reasons.size > 0) {
+    const first = summary.results.find((result) => result.failureReason);
+    console.log(`episodes ended by an error: ${[...reasons].map(([kind, count]) => `${count} ${kind}`).join(', ')}`);
+    console.log(`  first: ${first?.taskId} seed ${first?.seed}: ${first?.failureReason}`);
+  }
+  console.log(`${summary.episodes} episodes in ${summary.wall_s.toFixed(1)} s on ${summary.workers} worker thread(s)`);
+}
+
+/** The summary as the JSON line, results last and compact (no per-episode wall time). */
+function summaryJson(summary: RunSummary, extra: Record<string, unknown>): string {
+  const { results, ...rest } = summary;
+  return JSON.stringify({
+    ...rest,
+    ...extra,
+    results: results.map(({ wallMs: _, ...result }) => result),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Subcommands
+
+async function tasksCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { suite: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    console.log(TASKS_USAGE);
+    return 0;
+  }
+  const all = await loadTasks();
+  const tasks = values.suite ? all.filter((task) => selectTasks(all, [], [values.suite!]).includes(task.id)) : all;
+  if (values.json) {
+    console.log(JSON.stringify(tasks.map((task) => ({ id: task.id, suite: task.suite, max_steps: task.maxSteps, instruction: task.instruction }))));
+    return 0;
+  }
+  printTable([['id', 'suite', 'max steps', 'instruction'], ...tasks.map((task) => [task.id, task.suite, String(task.maxSteps), task.instruction])]);
+  return 0;
+}
+
+async function runCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...SELECTION_OPTIONS,
+      policy: { type: 'string' },
+      'policy-options': { type: 'string' },
+      frames: { type: 'string' },
+    },
+  });
+  if (values.help) {
+    console.log(RUN_USAGE);
+    return 0;
+  }
+  const tasks = selectTasks(await loadTasks(), values.task, values.suite);
+  const policy = parsePolicy(values.policy, values['policy-options']);
+  const episodes = parseInteger(values.episodes, 'episodes', 10, 1);
+  const seed = parseInteger(values.seed, 'seed', 0, 0);
+  const workers = values.workers === undefined ? undefined : parseInteger(values.workers, 'workers', 1, 1);
+  const imageSize = values['image-size'] === undefined ? undefined : parseInteger(values['image-size'], 'image-size', 224, 8);
+  const frames = values.frames === undefined ? undefined : resolve(values.frames);
+  if (frames) mkdirSync(frames, { recursive: true });
+
+  const { runEpisodes } = await import('../sim/runner.js');
+  const progress = progressBar('sim run');
+  let summary: RunSummary;
+  try {
+    summary = await runEpisodes({
+      tasks,
+      episodes,
+      seed,
+      policy,
+      ...(workers !== undefined ? { workers } : {}),
+      ...(imageSize !== undefined ? { imageSize } : {}),
+      ...(frames !== undefined ? { frames } : {}),
+      ...(progress.onProgress ? { onProgress: progress.onProgress } : {}),
+    });
+  } finally {
+    progress.stop();
+  }
+  const policyName = typeof policy === 'string' ? policy : values.policy;
+  if (values.json) {
+    console.log(summaryJson(summary, { policy: policyName, seed, ...(frames ? { frames_dir: frames } : {}) }));
+  } else {
+    printRunSummary(summary);
+    if (frames) console.log(`frames: ${frames}/<task>/seed_<seed>/step_NNNN.png`);
+  }
+  return 0;
+}
+
+async function renderCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      task: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      'image-size': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(RENDER_USAGE);
+    return 0;
+  }
+  if (!values.task) throw new UserError("sim render needs --task ID; 'sqap-vla sim tasks' lists them.");
+  if (!values.out) throw new UserError('sim render needs --out FILE.png.');
+  const [taskId] = selectTasks(await loadTasks(), [values.task]);
+  const seed = parseInteger(values.seed, 'seed', 0, 0);
+  const imageSize = values['image-size'] === undefined ? undefined : parseInteger(values['image-size'], 'image-size', 224, 8);
+  const { createEnv } = await import('../sim/env.js');
+  const { writePng } = await import('../io/image.js');
+  const env = await createEnv(taskId, seed, { render: true, ...(imageSize !== undefined ? { imageSize } : {}) });
+  try {
+    const { image } = env.observe({ render: true });
+    const out = resolve(values.out);
+    mkdirSync(dirname(out), { recursive: true });
+    writePng(out, image);
+    console.log(`wrote ${out} (${image.width}x${image.height}, task ${taskId}, seed ${seed})`);
+  } finally {
+    env.close();
+  }
+  return 0;
+}
+
+async function recordCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...SELECTION_OPTIONS, out: { type: 'string' }, name: { type: 'string' } },
+  });
+  if (values.help) {
+    console.log(RECORD_USAGE);
+    return 0;
+  }
+  const tasks = selectTasks(await loadTasks(), values.task, values.suite);
+  if (!values.out) throw new UserError('sim record needs --out DIR (a new or empty directory).');
+  const episodes = parseInteger(values.episodes, 'episodes', 10, 1);
+  const seed = parseInteger(values.seed, 'seed', 0, 0);
+  const workers = values.workers === undefined ? undefined : parseInteger(values.workers, 'workers', 1, 1);
+  const imageSize = values['image-size'] === undefined ? undefined : parseInteger(values['image-size'], 'image-size', 224, 8);
+  const out = resolve(values.out);
+
+  const { recordDemonstrations } = await import('../sim/record.js');
+  const progress = progressBar('sim record');
+  let summary: RecordSummary;
+  try {
+    summary = await recordDemonstrations({
+      tasks,
+      episodes,
+      seed,
+      out,
+      ...(values.name !== undefined ? { datasetName: values.name } : {}),
+      ...(workers !== undefined ? { workers } : {}),
+      ...(imageSize !== undefined ? { imageSize } : {}),
+      ...(progress.onProgress ? { onProgress: progress.onProgress } : {}),
+    });
+  } finally {
+    progress.stop();
+  }
+  if (values.json) {
+    console.log(summaryJson(summary, { policy: 'expert', seed }));
+    return 0;
+  }
+  printRunSummary(summary);
+  console.log(`recorded ${summary.episodes} episodes (${summary.successes} successful, ${summary.num_transitions} steps) to ${out}`);
+  if (summary.statistics_written) {
+    console.log(`action statistics of the successful episodes: ${out}/dataset_statistics.json, key '${summary.dataset_name}'`);
+  } else {
+    console.log('no episode succeeded, so no dataset_statistics.json was written');
+  }
+  return 0;
+}
