@@ -7,8 +7,7 @@ import { parseArgs } from 'node:util';
 import { writePng } from '../src/io/image.js';
 import { cameraFromMujoco, lookAtCamera } from '../src/sim/camera.js';
 import { cameraId, loadModelFromXml, loadMujoco } from '../src/sim/mujoco.js';
-import { geomsFromMujoco, renderRgb } from '../src/sim/render.js';
-import { geomMesh } from '../src/sim/tessellate.js';
+import { geomsFromMujoco, geomTriangles, renderRgb } from '../src/sim/render.js';
 
 const { values } = parseArgs({ options: { frames: { type: 'string', default: '100' } } });
 const frames = Number(values.frames);
@@ -56,7 +55,7 @@ const data = new mujoco.MjData(model);
 mujoco.mj_forward(model, data);
 const camera = cameraFromMujoco(model, data, cameraId(mujoco, model, 'agentview'), SIZE, SIZE, 'agentview');
 const geoms = geomsFromMujoco(model, data);
-const triangles = geoms.reduce((n, g) => n + geomMesh(g.type, g.size).indices.length / 3, 0);
+const triangles = geoms.reduce((n, g) => n + geomTriangles(g).indices.length / 3, 0);
 
 /** Median wall time of `work` over `frames` calls after a warm-up, ms. */
 function timeMs(work: () => void): number {

@@ -3,19 +3,22 @@
 // plus a weak headlight, and a checker pattern on planes so that depth is readable.
 import type { MjData, MjModel } from 'mujoco-js';
 import { NEAR_PLANE, Rasterizer } from './raster.js';
-import { geomMesh, type GeomType, type TriangleMesh } from './tessellate.js';
+import { geomMesh, meshFromFaces, type GeomType, type TriangleMesh } from './tessellate.js';
 import type { CameraParams, RgbImage } from './types.js';
 
-export type { GeomType } from './tessellate.js';
+export type { GeomType, TriangleMesh } from './tessellate.js';
 
 /** A primitive geom in world coordinates, with MuJoCo's size semantics. */
 export interface RenderGeom {
   type: GeomType;
   /**
    * box: half-extents (3); sphere: radius; capsule/cylinder: radius, half-length along local z; ellipsoid: radii (3);
-   * plane: half-sizes in local x, y (0 = infinite, drawn INFINITE_PLANE_HALF_SIZE wide), visible from local +z.
+   * plane: half-sizes in local x, y (0 = infinite, drawn INFINITE_PLANE_HALF_SIZE wide), visible from local +z;
+   * mesh: unused (the triangles carry the shape).
    */
   size: number[];
+  /** required for type 'mesh': its triangles in the geom frame (see meshFromFaces); ignored otherwise */
+  triangles?: TriangleMesh;
   /** world position of the geom frame (metres) */
   pos: number[];
   /** 3x3 row-major geom -> world rotation, like MuJoCo's geom_xmat */
@@ -58,7 +61,7 @@ const HEADLIGHT = 0.2;
 /** Checker square for planes read from MuJoCo, metres. */
 export const PLANE_CHECKER_SIZE = 0.1;
 
-/** MuJoCo mjtGeom values of the primitives we draw; hfield (1), mesh (7) and sdf (8) are skipped. */
+/** MuJoCo mjtGeom values of the geoms we draw; hfield (1) and sdf (8) are skipped. */
 const MUJOCO_GEOM_TYPES: Record<number, GeomType> = {
   0: 'plane',
   2: 'sphere',
@@ -66,7 +69,28 @@ const MUJOCO_GEOM_TYPES: Record<number, GeomType> = {
   4: 'ellipsoid',
   5: 'cylinder',
   6: 'box',
+  7: 'mesh',
 };
+
+/** Triangles of each MuJoCo mesh, built once per model. */
+const modelMeshes = new WeakMap<MjModel, Map<number, TriangleMesh>>();
+
+function mujocoMesh(model: MjModel, meshId: number): TriangleMesh {
+  let meshes = modelMeshes.get(model);
+  if (!meshes) modelMeshes.set(model, (meshes = new Map()));
+  let mesh = meshes.get(meshId);
+  if (!mesh) {
+    const vertexStart = (model.mesh_vertadr as ArrayLike<number>)[meshId];
+    const vertexCount = (model.mesh_vertnum as ArrayLike<number>)[meshId];
+    const faceStart = (model.mesh_faceadr as ArrayLike<number>)[meshId];
+    const faceCount = (model.mesh_facenum as ArrayLike<number>)[meshId];
+    const vertices = (model.mesh_vert as Float32Array).subarray(3 * vertexStart, 3 * (vertexStart + vertexCount));
+    const faces = (model.mesh_face as Int32Array).subarray(3 * faceStart, 3 * (faceStart + faceCount)); // per-mesh ids
+    mesh = meshFromFaces(vertices, faces);
+    meshes.set(meshId, mesh);
+  }
+  return mesh;
+}
 /** A geom with exactly this rgba takes its material's colour (MuJoCo's rule). */
 const MUJOCO_DEFAULT_RGBA = [0.5, 0.5, 0.5, 1];
 
@@ -84,6 +108,7 @@ export function geomsFromMujoco(
   const groups = model.geom_group as ArrayLike<number>; // (ngeom)
   const materials = model.geom_matid as ArrayLike<number>; // (ngeom), -1 = none
   const materialRgbas = model.mat_rgba as ArrayLike<number>; // (nmat, 4)
+  const dataIds = model.geom_dataid as ArrayLike<number>; // (ngeom), mesh id for mesh geoms
   const positions = data.geom_xpos as ArrayLike<number>; // (ngeom, 3)
   const rotations = data.geom_xmat as ArrayLike<number>; // (ngeom, 9)
   const geoms: RenderGeom[] = [];
@@ -103,9 +128,17 @@ export function geomsFromMujoco(
       mat: Array.from({ length: 9 }, (_, k) => rotations[9 * g + k]),
       rgba,
       checkerSize: type === 'plane' ? planeChecker : 0,
+      ...(type === 'mesh' ? { triangles: mujocoMesh(model, dataIds[g]) } : {}),
     });
   }
   return geoms;
+}
+
+/** The triangles drawn for a geom, in its frame (cached per primitive type and size). */
+export function geomTriangles(geom: RenderGeom): TriangleMesh {
+  if (geom.type !== 'mesh') return geomMesh(geom.type, geom.size);
+  if (!geom.triangles) throw new Error("A RenderGeom of type 'mesh' needs its triangles.");
+  return geom.triangles;
 }
 
 function unit(v: number[]): number[] {
@@ -150,7 +183,7 @@ function rasterize(geoms: RenderGeom[], camera: CameraParams, options: RenderOpt
   const rotation = new Float64Array(9);
   const translation = new Float64Array(3);
   geoms.forEach((geom, index) => {
-    const mesh = geomMesh(geom.type, geom.size);
+    const mesh = geomTriangles(geom);
     const G = geom.mat;
     // Camera-from-geom: R = Rwc * G, t = Rwc * pos + twc.
     for (let r = 0; r < 3; r++) {

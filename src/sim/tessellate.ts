@@ -2,7 +2,9 @@
 // Round shapes are surfaces of revolution about local z; their vertices are pushed out slightly so that the
 // polygonal silhouette has the same area as the true circle (a plain inscribed 32-gon loses 0.6%).
 
-export type GeomType = 'plane' | 'sphere' | 'capsule' | 'ellipsoid' | 'cylinder' | 'box';
+/** Primitives tessellated here; 'mesh' geoms bring their own triangles (meshFromFaces). */
+export type PrimitiveType = 'plane' | 'sphere' | 'capsule' | 'ellipsoid' | 'cylinder' | 'box';
+export type GeomType = PrimitiveType | 'mesh';
 
 export interface TriangleMesh {
   /** (n, 3) vertex positions in the geom frame, metres */
@@ -171,7 +173,7 @@ function planeMesh(hx: number, hy: number): TriangleMesh {
   return b.build();
 }
 
-function buildMesh(type: GeomType, size: number[]): TriangleMesh {
+function buildMesh(type: PrimitiveType, size: number[]): TriangleMesh {
   switch (type) {
     case 'plane':
       return planeMesh(size[0], size[1]);
@@ -191,7 +193,7 @@ function buildMesh(type: GeomType, size: number[]): TriangleMesh {
 const meshCache = new Map<string, TriangleMesh>();
 
 /** The (shared, read-only) mesh of a primitive; MuJoCo size semantics (see RenderGeom in render.ts). */
-export function geomMesh(type: GeomType, size: number[]): TriangleMesh {
+export function geomMesh(type: PrimitiveType, size: number[]): TriangleMesh {
   const key = `${type}:${size[0]},${size[1]},${size[2]}`;
   let mesh = meshCache.get(key);
   if (!mesh) {
@@ -200,4 +202,23 @@ export function geomMesh(type: GeomType, size: number[]): TriangleMesh {
     meshCache.set(key, mesh);
   }
   return mesh;
+}
+
+/**
+ * Flat-shaded mesh from vertices (n, 3) and counter-clockwise faces (t, 3), e.g. a MuJoCo mesh's mesh_vert and
+ * mesh_face (already in the geom frame). Each face gets its own three vertices so that edges stay sharp.
+ */
+export function meshFromFaces(vertices: ArrayLike<number>, faces: ArrayLike<number>): TriangleMesh {
+  const b = new MeshBuilder();
+  for (let f = 0; f < faces.length; f += 3) {
+    const [p0, p1, p2] = [0, 1, 2].map((k) => [0, 1, 2].map((c) => vertices[3 * faces[f + k] + c]));
+    const e1 = [p1[0] - p0[0], p1[1] - p0[1], p1[2] - p0[2]];
+    const e2 = [p2[0] - p0[0], p2[1] - p0[1], p2[2] - p0[2]];
+    const n = [e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2], e1[0] * e2[1] - e1[1] * e2[0]];
+    const length = Math.hypot(n[0], n[1], n[2]);
+    if (length === 0) continue; // degenerate face
+    const normal = n.map((c) => c / length);
+    b.triangle(b.vertex(p0, normal), b.vertex(p1, normal), b.vertex(p2, normal));
+  }
+  return b.build();
 }

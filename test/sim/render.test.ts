@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { cameraFromMujoco, lookAtCamera, projectPoints } from '../../src/sim/camera.js';
 import { cameraId, loadModelFromXml, loadMujoco, type MainModule } from '../../src/sim/mujoco.js';
 import { geomsFromMujoco, renderFrame, renderRgb, type RenderGeom } from '../../src/sim/render.js';
-import { geomMesh, type GeomType } from '../../src/sim/tessellate.js';
+import { geomMesh, type PrimitiveType } from '../../src/sim/tessellate.js';
 import type { CameraParams, RgbImage } from '../../src/sim/types.js';
 
 // Tolerances of this suite (pixels unless named otherwise).
@@ -253,18 +253,54 @@ describe('cameras and renderer on a MuJoCo scene', () => {
     assert.ok(Buffer.from(first.data).equals(Buffer.from(second.data)));
   });
 
+  test('a MuJoCo mesh cube renders like the box primitive of the same size', () => {
+    const xml = `<mujoco>
+      <asset><mesh name="cube" vertex="-1 -1 -1  1 -1 -1  -1 1 -1  1 1 -1  -1 -1 1  1 -1 1  -1 1 1  1 1 1" scale="0.05 0.05 0.05"/></asset>
+      <worldbody>
+        <geom type="mesh" mesh="cube" pos="0.1 0.05 0.05" euler="0 0 30" rgba="0 1 0 1"/>
+        <geom type="box" size="0.05 0.05 0.05" pos="0.1 0.05 0.05" euler="0 0 30" rgba="0 1 0 1"/>
+        <camera name="view" pos="0.7 0.2 0.5" xyaxes="-0.3 1 0 -0.6 -0.2 0.8" fovy="45"/>
+      </worldbody>
+    </mujoco>`;
+    const m = loadModelFromXml(mujoco, xml);
+    const d = new mujoco.MjData(m);
+    try {
+      mujoco.mj_forward(m, d);
+      const [mesh, box] = geomsFromMujoco(m, d);
+      assert.equal(mesh.type, 'mesh');
+      const camera = cameraFromMujoco(m, d, cameraId(mujoco, m, 'view'), SIZE, SIZE);
+      const meshFrame = renderFrame([mesh], camera);
+      const boxFrame = renderFrame([box], camera);
+      let differing = 0;
+      let covered = 0;
+      for (let p = 0; p < SIZE * SIZE; p++) {
+        covered += boxFrame.geomIndex[p] === 0 ? 1 : 0;
+        differing += meshFrame.geomIndex[p] !== boxFrame.geomIndex[p] ? 1 : 0;
+        if (meshFrame.geomIndex[p] === 0 && boxFrame.geomIndex[p] === 0) {
+          assert.ok(Math.abs(meshFrame.depth[p] - boxFrame.depth[p]) < 1e-5, `depth at pixel ${p}`);
+        }
+      }
+      assert.ok(covered > 1000 && differing <= 2, `${differing} of ${covered} pixels differ`);
+    } finally {
+      d.delete();
+      m.delete();
+    }
+  });
+
   test('excluded groups and transparent geoms are not drawn', () => {
     const xml = `<mujoco><worldbody>
       <geom type="sphere" size="0.1" rgba="1 0 0 1" group="3"/>
       <geom type="sphere" size="0.1" rgba="1 0 0 0"/>
       <geom type="box" size="0.1 0.1 0.1" rgba="0 1 0 1"/>
+      <geom type="sphere" size="0.1" rgba="1 0 0 1" group="2"/>
     </worldbody></mujoco>`;
     const m = loadModelFromXml(mujoco, xml);
     const d = new mujoco.MjData(m);
     try {
       mujoco.mj_forward(m, d);
-      assert.deepEqual(geomsFromMujoco(m, d, { excludeGroups: [3] }).map((g) => g.type), ['box']);
-      assert.equal(geomsFromMujoco(m, d).length, 2);
+      assert.deepEqual(geomsFromMujoco(m, d, { excludeGroups: [3] }).map((g) => g.type), ['box', 'sphere']);
+      assert.deepEqual(geomsFromMujoco(m, d, { excludeGroups: [2, 3] }).map((g) => g.type), ['box']);
+      assert.equal(geomsFromMujoco(m, d).length, 3);
     } finally {
       d.delete();
       m.delete();
@@ -273,7 +309,7 @@ describe('cameras and renderer on a MuJoCo scene', () => {
 });
 
 describe('tessellation', () => {
-  const shapes: [GeomType, number[]][] = [
+  const shapes: [PrimitiveType, number[]][] = [
     ['box', [0.1, 0.2, 0.3]],
     ['sphere', [0.1, 0, 0]],
     ['capsule', [0.05, 0.2, 0]],
