@@ -27,6 +27,8 @@ export interface RenderGeom {
   rgba: number[];
   /** side of checker squares over the geom's local x-y, metres; 0 or absent = plain */
   checkerSize?: number;
+  /** MuJoCo geom id, set by geomsFromMujoco (maps RenderedFrame.geomIndex back to the model) */
+  geomId?: number;
 }
 
 export interface RenderOptions {
@@ -128,6 +130,7 @@ export function geomsFromMujoco(
       mat: Array.from({ length: 9 }, (_, k) => rotations[9 * g + k]),
       rgba,
       checkerSize: type === 'plane' ? planeChecker : 0,
+      geomId: g,
       ...(type === 'mesh' ? { triangles: mujocoMesh(model, dataIds[g]) } : {}),
     });
   }

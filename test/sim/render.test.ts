@@ -178,6 +178,7 @@ describe('cameras and renderer on a MuJoCo scene', () => {
     const camera = cameraFromMujoco(model, data, cameraId(mujoco, model, 'front'), SIZE, SIZE);
     const geoms = geomsFromMujoco(model, data);
     assert.deepEqual(geoms.map((g) => g.type), ['plane', 'box', 'sphere']);
+    assert.deepEqual(geoms.map((g) => g.geomId), ['floor', 'box', 'ball'].map((name) => mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM.value, name)));
     const frame = renderFrame(geoms, camera);
     const [box, ball] = [geoms[1], geoms[2]];
     const [boxCentre, ballCentre] = projectPoints(camera, [box.pos, ball.pos]);
