@@ -151,7 +151,7 @@ function parsePolicy(name: string | undefined, optionsJson: string | undefined):
 }
 
 /** A progress bar on stderr when it is a terminal; nothing otherwise (logs and pipes stay clean). */
-function progressBar(label: string): { onProgress?: (progress: RunProgress) => void; stop: () => void } {
+function progressBar(label: string, total: number): { onProgress?: (progress: RunProgress) => void; stop: () => void } {
   if (!process.stderr.isTTY) return { stop: () => {} };
   const bar = new cliProgress.SingleBar(
     {
@@ -163,20 +163,14 @@ function progressBar(label: string): { onProgress?: (progress: RunProgress) => v
     },
     cliProgress.Presets.shades_classic,
   );
-  let started = false;
   let successes = 0;
+  bar.start(total, 0, { successes });
   return {
-    onProgress: ({ done, total, result }) => {
-      if (!started) {
-        bar.start(total, 0, { successes: 0 });
-        started = true;
-      }
+    onProgress: ({ done, result }) => {
       if (result.success) successes++;
       bar.update(done, { successes });
     },
-    stop: () => {
-      if (started) bar.stop();
-    },
+    stop: () => bar.stop(),
   };
 }
 
@@ -276,7 +270,7 @@ async function runCommand(argv: string[]): Promise<number> {
   if (frames) mkdirSync(frames, { recursive: true });
 
   const { runEpisodes } = await import('../sim/runner.js');
-  const progress = progressBar('sim run');
+  const progress = progressBar('sim run', tasks.length * episodes);
   let summary: RunSummary;
   try {
     summary = await runEpisodes({
@@ -355,7 +349,7 @@ async function recordCommand(argv: string[]): Promise<number> {
   const out = resolve(values.out);
 
   const { recordDemonstrations } = await import('../sim/record.js');
-  const progress = progressBar('sim record');
+  const progress = progressBar('sim record', tasks.length * episodes);
   let summary: RecordSummary;
   try {
     summary = await recordDemonstrations({

@@ -24,7 +24,9 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   const below = Math.floor(position);
   const above = Math.min(below + 1, sorted.length - 1);
   const fraction = position - below;
-  return sorted[below] + (sorted[above] - sorted[below]) * fraction;
+  const difference = sorted[above] - sorted[below];
+  // numpy's _lerp: interpolate from the nearer end, so results are bit-identical to np.quantile
+  return fraction >= 0.5 ? sorted[above] - difference * (1 - fraction) : sorted[below] + difference * fraction;
 }
 
 /** Per-dimension statistics of rows [N, D], as numpy computes them along axis 0 (std with ddof = 0). */
