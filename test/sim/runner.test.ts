@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { invalidActionReason, runEpisode, runEpisodes, type RunSummary } from '../../src/sim/runner.js';
+import { invalidActionReason, runEpisode, runEpisodes, type RunSpec, type RunSummary } from '../../src/sim/runner.js';
 import { wilsonInterval } from '../../src/sim/statistics.js';
 import { createEnv } from './fake-env.js';
 import { fakeExpert, misbehaving, type FakeBehaviour } from './fake-policy.js';
@@ -100,7 +100,7 @@ test('results are the same for 1 and 2 worker threads, in job order', async () =
 
 test('the MuJoCo env with the scripted expert gives the same results for 1 and 2 workers', async () => {
   const { listTasks } = await import('../../src/sim/tasks.js');
-  const spec = { tasks: [listTasks()[0].id], episodes: 2, seed: 40, policy: 'expert' } as const;
+  const spec: RunSpec = { tasks: [listTasks()[0].id], episodes: 2, seed: 40, policy: 'expert' };
   const one = await runEpisodes({ ...spec, workers: 1 });
   const two = await runEpisodes({ ...spec, workers: 2 });
   assert.deepEqual(withoutTimes(two), withoutTimes(one));
