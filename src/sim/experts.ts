@@ -13,7 +13,7 @@
 import { createRng, type Rng } from './prng.js';
 import type { ObjectState, PrivilegedState, SimEnv } from './env.js';
 import { POSITION_SCALE_M, ROTATION_SCALE_RAD } from './env.js';
-import { SIZES, restingHeight, supportHeight } from './scene.js';
+import { GRIPPER, SIZES, restingHeight, supportHeight } from './scene.js';
 import type { Goal } from './tasks.js';
 import type { Action, Env, Policy } from './types.js';
 
@@ -40,6 +40,11 @@ const PHASE_TIMEOUT = 60;
 const LOWER_TIMEOUT = 25;
 /** with two objects for one basket, each goes this far off its centre */
 const BASKET_SPOT_OFFSET = 0.037;
+/** pads farther than this from any obstacle count as clear */
+const PAD_CLEARANCE_M = 0.015;
+/** open pad centre distance from the TCP, and a radius covering the pad's footprint */
+const OPEN_PAD_OFFSET = GRIPPER.fingerTravel + GRIPPER.padHalf[1];
+const PAD_RADIUS = Math.hypot(GRIPPER.padHalf[0], GRIPPER.padHalf[1]);
 
 type Phase =
   | 'approach'
@@ -70,6 +75,53 @@ function cylinderAxis(q: number[]): number[] {
   return [2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)];
 }
 
+function distanceToSegment(p: number[], a: number[], b: number[]): number {
+  const dx = b[0] - a[0];
+  const dy = b[1] - a[1];
+  const t = Math.max(0, Math.min(1, ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / (dx * dx + dy * dy)));
+  return Math.hypot(p[0] - a[0] - t * dx, p[1] - a[1] - t * dy);
+}
+
+/**
+ * Smallest horizontal gap between the open pads (TCP at the object, height tcpZ, hand yaw) and anything tall enough
+ * to be hit: other objects, basket walls, a plate's rim. Negative when a pad would land on something.
+ */
+function padClearance(state: PrivilegedState, name: string, tcpZ: number, yaw: number): number {
+  const o = state.objects[name].position;
+  const padBottom = tcpZ - GRIPPER.tipBelowTcp;
+  const pads = [1, -1].map((side) => [o[0] - side * OPEN_PAD_OFFSET * Math.sin(yaw), o[1] + side * OPEN_PAD_OFFSET * Math.cos(yaw)]);
+  let clearance = Infinity;
+  for (const [other, q] of Object.entries(state.objects)) {
+    if (other === name) continue;
+    const lying = q.shape === 'cylinder' && Math.abs(cylinderAxis(q.quaternion)[2]) < 0.7;
+    const radius = q.shape === 'cube' ? SIZES.cubeHalf * Math.SQRT2 : lying ? SIZES.cylinderHalfHeight : SIZES.cylinderRadius;
+    const top = q.position[2] + (lying ? SIZES.cylinderRadius : q.shape === 'cube' ? SIZES.cubeHalf : SIZES.cylinderHalfHeight);
+    if (top < padBottom) continue;
+    for (const p of pads) clearance = Math.min(clearance, Math.hypot(p[0] - q.position[0], p[1] - q.position[1]) - radius - PAD_RADIUS);
+  }
+  for (const f of state.fixtures) {
+    if (f.kind === 'basket' && SIZES.basketWallHeight > padBottom) {
+      const h = SIZES.basketInnerHalf + SIZES.basketWallHalfThickness;
+      const c = Math.cos(f.yaw);
+      const s = Math.sin(f.yaw);
+      const corner = (u: number, v: number) => [f.position[0] + h * (c * u - s * v), f.position[1] + h * (s * u + c * v)];
+      const corners = [corner(-1, -1), corner(1, -1), corner(1, 1), corner(-1, 1)];
+      for (let k = 0; k < 4; k++) {
+        for (const p of pads) {
+          const d = distanceToSegment(p, corners[k], corners[(k + 1) % 4]) - SIZES.basketWallHalfThickness - PAD_RADIUS;
+          clearance = Math.min(clearance, d);
+        }
+      }
+    } else if (f.kind === 'plate' && 2 * SIZES.plateHalfHeight > padBottom) {
+      for (const p of pads) {
+        const d = Math.hypot(p[0] - f.position[0], p[1] - f.position[1]) - SIZES.plateRadius - PAD_RADIUS;
+        clearance = Math.min(clearance, d);
+      }
+    }
+  }
+  return clearance;
+}
+
 function asSimEnv(env: Env): SimEnv {
   if (typeof (env as Partial<SimEnv>).privileged !== 'function') {
     throw new TypeError('createExpert needs an env from src/sim/env.ts createEnv (it reads env.privileged()).');
@@ -91,6 +143,8 @@ class ScriptedExpert implements Policy {
   private shove: { steps: number; direction: number[] } = { steps: 0, direction: [0, 0, 0] };
   private dropSteps = 0;
   private settleSteps = 0;
+  /** grasp yaw chosen while approaching, kept while descending */
+  private graspYawTarget = 0;
   private readonly noise: number;
   private readonly perturbationRate: number;
   private readonly dropRate: number;
@@ -152,23 +206,34 @@ class ScriptedExpert implements Policy {
   }
 
   /**
-   * Hand yaw for a grasp, the closest of the equivalent ones to the current yaw: pads on two faces of a cube; across
-   * a lying cylinder (hand x along its axis); any yaw for a standing cylinder.
+   * Hand yaw for a grasp: pads on two faces of a cube (2 grips), across a lying cylinder (hand x along its axis), or
+   * any of 6 yaws for a standing cylinder; among these, the one whose open pads stay clear of neighbours and basket
+   * walls (up to PAD_CLEARANCE_M), then the one closest to the current yaw.
    */
-  private graspYaw(object: ObjectState, currentYaw: number): number {
-    let baseYaw: number;
-    let period: number;
+  private graspYaw(state: PrivilegedState, name: string, currentYaw: number): number {
+    const object = state.objects[name];
+    let candidates: number[];
     if (object.shape === 'cube') {
-      baseYaw = yawOf(object.quaternion);
-      period = Math.PI / 2;
+      const faceYaw = yawOf(object.quaternion);
+      candidates = [faceYaw, faceYaw + Math.PI / 2];
     } else {
       const axis = cylinderAxis(object.quaternion);
-      if (Math.abs(axis[2]) > 0.7) return currentYaw;
-      baseYaw = Math.atan2(axis[1], axis[0]);
-      period = Math.PI;
+      candidates =
+        Math.abs(axis[2]) > 0.7
+          ? Array.from({ length: 6 }, (_, k) => currentYaw + (k * Math.PI) / 6)
+          : [Math.atan2(axis[1], axis[0])];
     }
-    const yaw = baseYaw + period * Math.round((currentYaw - baseYaw) / period);
-    return Math.abs(yaw) > 2.5 ? yaw - Math.sign(yaw) * Math.PI : yaw;
+    let best = currentYaw;
+    let bestScore = -Infinity;
+    for (const candidate of candidates) {
+      // the equivalent yaw (mod pi: the gripper is symmetric) nearest the current one, inside the joint range
+      let yaw = candidate + Math.PI * Math.round((currentYaw - candidate) / Math.PI);
+      if (Math.abs(yaw) > 2.5) yaw -= Math.sign(yaw) * Math.PI;
+      const clearance = Math.min(PAD_CLEARANCE_M, padClearance(state, name, this.graspHeight(object), yaw));
+      const score = clearance - 0.002 * Math.abs(wrapAngle(yaw - currentYaw));
+      if (score > bestScore) [best, bestScore] = [yaw, score];
+    }
+    return best;
   }
 
   /** TCP height for grasping: a cube or lying cylinder at its centre, a standing cylinder 1.5 cm above it. */
@@ -244,7 +309,8 @@ class ScriptedExpert implements Policy {
     const graspZ = this.graspHeight(object);
     switch (this.phase) {
       case 'approach': {
-        const yaw = this.graspYaw(object, eeYaw);
+        const yaw = this.graspYaw(state, goal.object, eeYaw);
+        this.graspYawTarget = yaw;
         const xyError = Math.hypot(o[0] - ee[0], o[1] - ee[1]);
         // rise first when low and away from the object, so nothing is swept off the table
         const z = xyError > 0.03 && ee[2] < HOVER_Z - 0.03 ? Math.max(ee[2] + 0.05, HOVER_Z) : HOVER_Z;
@@ -253,7 +319,7 @@ class ScriptedExpert implements Policy {
         return this.moveTo(state, target, yaw, -1);
       }
       case 'descend': {
-        const yaw = this.graspYaw(object, eeYaw);
+        const yaw = this.graspYawTarget;
         const xyError = Math.hypot(o[0] - ee[0], o[1] - ee[1]);
         if (xyError > 0.025) this.goTo('approach');
         else if (Math.abs(ee[2] - graspZ) < 0.005 && xyError < 0.008) this.goTo('close');
