@@ -142,14 +142,15 @@ export async function createEnv(taskId: string, seed: number, options: EnvOption
   const mujoco = await loadMujoco();
   const layout = sampleLayout(task, seed);
   const model = loadModelFromXml(mujoco, buildSceneXml(layout.scene));
-  let data: MjData;
+  let data: MjData | undefined;
   try {
     data = new mujoco.MjData(model);
+    return new MujocoEnv(mujoco, model, data, task, seed, layout, options);
   } catch (error) {
+    data?.delete();
     model.delete();
     throw error;
   }
-  return new MujocoEnv(mujoco, model, data, task, seed, layout, options);
 }
 
 class MujocoEnv implements SimEnv {
