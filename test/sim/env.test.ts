@@ -2,6 +2,7 @@
 // Rendering is off except in the one observation test. Run: npx tsx --test test/sim/env.test.ts
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { projectPoints } from '../../src/sim/camera.js';
 import { createEnv, InvalidActionError, type SimEnv } from '../../src/sim/env.js';
 import { createExpert } from '../../src/sim/experts.js';
 import { SUITES, getTask, listTasks, sampleLayout } from '../../src/sim/tasks.js';
@@ -140,6 +141,20 @@ describe('createEnv', () => {
       assert.equal(o.step, 0);
     } finally {
       env.close();
+    }
+  });
+
+  it('puts the "left" cube on the left of the agent-view image', async () => {
+    for (const seed of [0, 1, 2, 3]) {
+      const env = await createEnv('spatial-left-cube-to-plate', seed, { render: false });
+      try {
+        const { objects } = env.privileged();
+        const [left, right] = projectPoints(env.observe().camera, [objects.red_cube_left.position, objects.red_cube_right.position]);
+        assert.ok(left.visible && right.visible);
+        assert.ok(left.u < right.u, `seed ${seed}: left cube at u=${left.u}, right cube at u=${right.u}`);
+      } finally {
+        env.close();
+      }
     }
   });
 
