@@ -7,9 +7,14 @@
 
 namespace sqap {
 
-// out (M,N) += x (M,K) · w (N,K)ᵀ restricted to output columns [n0, n1). Rows of out are N apart.
-// The driver initialises out (bias or zero) and splits [0, N) between threads.
-typedef void (*LinearColumnsFn)(float* out, const float* x, const void* w, WeightType w_type, int M, int K, int N,
+// linear is split in two so the driver can repack x once and then run the column ranges on several threads:
+//   floats = linear_packed_size(M, K)       scratch x should be repacked into (0: the kernel reads x as it is)
+//   linear_pack(packed, x, M, K)            x (M,K) -> the ISA's tile layout (only called when floats > 0)
+//   linear_columns(out, xs, w, ..., n0, n1) out (M,N) += x (M,K) · w (N,K)ᵀ for output columns [n0, n1), where xs
+//                                           is `packed` or x. The driver initialises out (bias or zero).
+typedef size_t (*LinearPackedSizeFn)(int M, int K);
+typedef void (*LinearPackFn)(float* packed, const float* x, int M, int K);
+typedef void (*LinearColumnsFn)(float* out, const float* xs, const void* w, WeightType w_type, int M, int K, int N,
                                 int n0, int n1);
 
 // sum_i a[i] · b[i], a (n), b (n)
@@ -20,12 +25,16 @@ typedef void (*AxpyFn)(float* y, float alpha, const float* x, int n);
 
 struct KernelTable {
   Isa isa;
+  LinearPackedSizeFn linear_packed_size;
+  LinearPackFn linear_pack;
   LinearColumnsFn linear_columns;
   DotFn dot;
   AxpyFn axpy;
 };
 
 // The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.
+size_t linear_packed_size_generic(int M, int K);
+void linear_pack_generic(float* packed, const float* x, int M, int K);
 void linear_columns_generic(float* out, const float* x, const void* w, WeightType w_type, int M, int K, int N, int n0,
                             int n1);
 float dot_generic(const float* a, const float* b, int n);

@@ -1,5 +1,6 @@
 // linear: the threaded driver (ISA-independent) and the portable scalar column kernel.
 #include <algorithm>
+#include <vector>
 
 #include "../kernel_table.h"
 #include "../threadpool.h"
@@ -33,6 +34,10 @@ void linear_columns_scalar(float* out, const float* x, const void* w, int M, int
 
 }  // namespace
 
+// The scalar kernel reads x as it is.
+size_t linear_packed_size_generic(int M, int K) { return 0; }
+void linear_pack_generic(float* packed, const float* x, int M, int K) {}
+
 void linear_columns_generic(float* out, const float* x, const void* w, WeightType w_type, int M, int K, int N,
                             int n0, int n1) {
   switch (w_type) {
@@ -55,13 +60,19 @@ void axpy_generic(float* y, float alpha, const float* x, int n) {
   for (int i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
-const KernelTable kGenericKernels = {Isa::generic, linear_columns_generic, dot_generic, axpy_generic};
+const KernelTable kGenericKernels = {Isa::generic, linear_packed_size_generic, linear_pack_generic,
+                                     linear_columns_generic, dot_generic, axpy_generic};
 
-// Threads split the output columns N (each thread streams its own rows of w, the dominant memory traffic).
-// Chunks are multiples of 16 columns so SIMD kernels rarely hit their column remainder.
+// x is repacked once into the ISA's tile layout (activations only: weights are read in place, whatever their dtype),
+// then threads split the output columns N, each streaming its own rows of w, the dominant memory traffic.
+// Column chunks are multiples of 16 so SIMD kernels rarely hit their column remainder.
 void linear(float* out, const float* x, const void* w, WeightType w_type, const void* bias, WeightType bias_type,
             int M, int K, int N) {
   const KernelTable& table = kernels();
+  const size_t packed_floats = table.linear_packed_size(M, K);
+  std::vector<float> packed(packed_floats);
+  if (packed_floats > 0) table.linear_pack(packed.data(), x, M, K);
+  const float* xs = packed_floats > 0 ? packed.data() : x;
   const double flops = 2.0 * M * K * N;
   const int min_parallel = flops < 2e5 ? N + 1 : 0;  // tiny products are not worth waking the pool
   parallel_range(N, 16, min_parallel, [&](int n0, int n1) {
@@ -69,7 +80,7 @@ void linear(float* out, const float* x, const void* w, WeightType w_type, const 
       float* out_row = out + static_cast<size_t>(m) * N;
       for (int n = n0; n < n1; n++) out_row[n] = bias != nullptr ? weight_at(bias, bias_type, n) : 0.0f;
     }
-    table.linear_columns(out, x, w, w_type, M, K, N, n0, n1);
+    table.linear_columns(out, xs, w, w_type, M, K, N, n0, n1);
   });
 }
 

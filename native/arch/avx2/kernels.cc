@@ -21,13 +21,23 @@ namespace sqap {
 
 namespace {
 
-// Register tile of the linear micro-kernel: MR rows of x against NR rows of w, MR·NR accumulators of 8 floats.
+// Register tile of the linear micro-kernel: kMR rows of x against kNR rows of w, kMR·kNR accumulators of 8 floats.
 // 4×3 uses 12 accumulators + 3 weight vectors + 1 x vector = the 16 ymm registers.
 constexpr int kMR = 4;
 constexpr int kNR = 3;
-// K is cut into blocks so a block of x (M × kKC floats) stays in L2 and a weight tile (kNR × kKC) in L1 while the
-// tile sweeps all rows of x; each weight byte then comes from memory once per call.
-constexpr int kKC = 256;
+constexpr int kLanes = 8;
+// K is cut into blocks of kKC and the thread's columns into blocks of kNB weight rows: a packed x tile (kMR × kKC
+// floats, 16 KB) stays in L1 while it meets every weight tile of the block (kNB × kKC, 96 KB of f32 in L2), and each
+// weight byte comes from memory once per call. Sizes tuned on Zen 3 (bench/gemm.ts); SQAP_AVX2_KC/NB override them
+// at compile time for such experiments.
+#ifndef SQAP_AVX2_KC
+#define SQAP_AVX2_KC 1024
+#endif
+#ifndef SQAP_AVX2_NB
+#define SQAP_AVX2_NB 24
+#endif
+constexpr int kKC = SQAP_AVX2_KC;
+constexpr int kNB = SQAP_AVX2_NB;
 
 template <WeightType W>
 inline __m256 load8(const void* w, size_t i) {
@@ -62,69 +72,119 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// out[m, n+j] += Σ_{k0 <= k < k1} x[m, k] · w[n+j, k] for m < MR, j < NR.
-// x (MR rows, K apart), w (N,K) in type W, out (MR rows, N apart)
-template <WeightType W, int MR, int NR>
-inline void micro_kernel(float* out, int N, const float* x, const void* w, int K, int n, int k0, int k1) {
-  __m256 acc[MR][NR];
-  for (int i = 0; i < MR; i++)
+// Packed x: row tiles of kMR rows (the last one zero-padded), each tile a run of K chunks of kLanes, and a chunk
+// holds kLanes consecutive k of each of the kMR rows: [tile][chunk][row][lane]. The micro-kernel then reads one
+// sequential stream instead of kMR strided rows. K is zero-padded to whole chunks.
+inline int chunks_of(int K) { return (K + kLanes - 1) / kLanes; }
+
+size_t linear_packed_size_avx2(int M, int K) {
+  if (M == 1) return 0;  // GEMV reads the one row of x directly
+  return static_cast<size_t>((M + kMR - 1) / kMR) * chunks_of(K) * kMR * kLanes;
+}
+
+void linear_pack_avx2(float* packed, const float* x, int M, int K) {
+  const int chunks = chunks_of(K);
+  for (int tile = 0; tile * kMR < M; tile++) {
+    for (int c = 0; c < chunks; c++) {
+      for (int i = 0; i < kMR; i++) {
+        const int m = tile * kMR + i;
+        for (int lane = 0; lane < kLanes; lane++) {
+          const int k = c * kLanes + lane;
+          *packed++ = m < M && k < K ? x[static_cast<size_t>(m) * K + k] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// out[i, n+j] += Σ_{k0 <= k < k1} x[i, k] · w[n+j, k] for i < rows (<= kMR), j < NR.
+// xp: the packed tile at chunk k0/kLanes; w (N,K) in type W; out (rows, N apart)
+template <WeightType W, int NR>
+inline void micro_packed(float* out, int N, int rows, const float* xp, const void* w, int K, int n, int k0, int k1) {
+  __m256 acc[kMR][NR];
+  for (int i = 0; i < kMR; i++)
     for (int j = 0; j < NR; j++) acc[i][j] = _mm256_setzero_ps();
   const size_t w_row = static_cast<size_t>(n) * K;
   int k = k0;
-  for (; k + 8 <= k1; k += 8) {
+  for (; k + kLanes <= k1; k += kLanes, xp += kMR * kLanes) {
     __m256 wv[NR];
     for (int j = 0; j < NR; j++) wv[j] = load8<W>(w, w_row + static_cast<size_t>(j) * K + k);
-    for (int i = 0; i < MR; i++) {
-      __m256 xv = _mm256_loadu_ps(x + static_cast<size_t>(i) * K + k);
+    for (int i = 0; i < kMR; i++) {
+      __m256 xv = _mm256_loadu_ps(xp + i * kLanes);
       for (int j = 0; j < NR; j++) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
     }
   }
-  for (int i = 0; i < MR; i++) {
+  for (int i = 0; i < rows; i++) {
     for (int j = 0; j < NR; j++) {
       float sum = hsum(acc[i][j]);
-      for (int kk = k; kk < k1; kk++) {
-        sum += x[static_cast<size_t>(i) * K + kk] * load1<W>(w, w_row + static_cast<size_t>(j) * K + kk);
+      for (int kk = k; kk < k1; kk++) {  // K remainder: xp now points at the zero-padded last chunk
+        sum += xp[i * kLanes + (kk - k)] * load1<W>(w, w_row + static_cast<size_t>(j) * K + kk);
       }
       out[static_cast<size_t>(i) * N + n + j] += sum;
     }
   }
 }
 
-// One column tile (nr <= kNR weight rows) against all M rows of x, for K block [k0, k1).
+// GEMV row: out[n+j] += Σ_{k0 <= k < k1} x[k] · w[n+j, k] for j < NR; x (K) unpacked.
 template <WeightType W, int NR>
-inline void column_tile(float* out, const float* x, const void* w, int M, int K, int N, int n, int k0, int k1) {
-  int m = 0;
-  for (; m + kMR <= M; m += kMR) {
-    micro_kernel<W, kMR, NR>(out + static_cast<size_t>(m) * N, N, x + static_cast<size_t>(m) * K, w, K, n, k0, k1);
+inline void micro_row(float* out, const float* x, const void* w, int K, int n, int k0, int k1) {
+  __m256 acc[NR];
+  for (int j = 0; j < NR; j++) acc[j] = _mm256_setzero_ps();
+  const size_t w_row = static_cast<size_t>(n) * K;
+  int k = k0;
+  for (; k + kLanes <= k1; k += kLanes) {
+    __m256 xv = _mm256_loadu_ps(x + k);
+    for (int j = 0; j < NR; j++) acc[j] = _mm256_fmadd_ps(xv, load8<W>(w, w_row + static_cast<size_t>(j) * K + k), acc[j]);
   }
-  for (; m < M; m++) {
-    micro_kernel<W, 1, NR>(out + static_cast<size_t>(m) * N, N, x + static_cast<size_t>(m) * K, w, K, n, k0, k1);
+  for (int j = 0; j < NR; j++) {
+    float sum = hsum(acc[j]);
+    for (int kk = k; kk < k1; kk++) sum += x[kk] * load1<W>(w, w_row + static_cast<size_t>(j) * K + kk);
+    out[n + j] += sum;
+  }
+}
+
+// Columns [nb0, nb1) (a block of weight rows small enough for L1/L2) against all packed row tiles, for K block
+// [k0, k1). The packed x tile (kMR × kKC floats) stays in L1 while it meets every weight tile of the block.
+template <WeightType W>
+inline void column_block(float* out, const float* packed, const void* w, int M, int K, int N, int nb0, int nb1, int k0,
+                         int k1) {
+  const size_t tile_floats = static_cast<size_t>(chunks_of(K)) * kMR * kLanes;
+  const float* xp = packed + static_cast<size_t>(k0 / kLanes) * kMR * kLanes;
+  for (int m = 0; m < M; m += kMR, xp += tile_floats) {
+    const int rows = M - m < kMR ? M - m : kMR;
+    float* out_tile = out + static_cast<size_t>(m) * N;
+    int n = nb0;
+    for (; n + kNR <= nb1; n += kNR) micro_packed<W, kNR>(out_tile, N, rows, xp, w, K, n, k0, k1);
+    for (; n < nb1; n++) micro_packed<W, 1>(out_tile, N, rows, xp, w, K, n, k0, k1);
   }
 }
 
 template <WeightType W>
-void linear_columns(float* out, const float* x, const void* w, int M, int K, int N, int n0, int n1) {
+void linear_columns(float* out, const float* xs, const void* w, int M, int K, int N, int n0, int n1) {
+  if (M == 1) {
+    // GEMV is memory-bound: stream whole weight rows, 4 per x load; nothing to pack or block
+    int n = n0;
+    for (; n + 4 <= n1; n += 4) micro_row<W, 4>(out, xs, w, K, n, 0, K);
+    for (; n < n1; n++) micro_row<W, 1>(out, xs, w, K, n, 0, K);
+    return;
+  }
   for (int k0 = 0; k0 < K; k0 += kKC) {
     const int k1 = k0 + kKC < K ? k0 + kKC : K;
-    int n = n0;
-    if (M == 1) {
-      // GEMV: memory-bound, so take 4 weight rows per x load instead of 3 (the register budget allows it).
-      for (; n + 4 <= n1; n += 4) micro_kernel<W, 1, 4>(out, N, x, w, K, n, k0, k1);
+    for (int nb0 = n0; nb0 < n1; nb0 += kNB) {
+      column_block<W>(out, xs, w, M, K, N, nb0, nb0 + kNB < n1 ? nb0 + kNB : n1, k0, k1);
     }
-    for (; n + kNR <= n1; n += kNR) column_tile<W, kNR>(out, x, w, M, K, N, n, k0, k1);
-    for (; n < n1; n++) column_tile<W, 1>(out, x, w, M, K, N, n, k0, k1);
   }
 }
 
-void linear_columns_avx2(float* out, const float* x, const void* w, WeightType w_type, int M, int K, int N, int n0,
+void linear_columns_avx2(float* out, const float* xs, const void* w, WeightType w_type, int M, int K, int N, int n0,
                          int n1) {
   switch (w_type) {
     case WeightType::f32:
-      return linear_columns<WeightType::f32>(out, x, w, M, K, N, n0, n1);
+      return linear_columns<WeightType::f32>(out, xs, w, M, K, N, n0, n1);
     case WeightType::bf16:
-      return linear_columns<WeightType::bf16>(out, x, w, M, K, N, n0, n1);
+      return linear_columns<WeightType::bf16>(out, xs, w, M, K, N, n0, n1);
     case WeightType::f16:
-      return linear_columns<WeightType::f16>(out, x, w, M, K, N, n0, n1);
+      return linear_columns<WeightType::f16>(out, xs, w, M, K, N, n0, n1);
   }
 }
 
@@ -151,7 +211,8 @@ void axpy_avx2(float* y, float alpha, const float* x, int n) {
 
 }  // namespace
 
-const KernelTable kAvx2Kernels = {Isa::avx2, linear_columns_avx2, dot_avx2, axpy_avx2};
+const KernelTable kAvx2Kernels = {Isa::avx2,         linear_packed_size_avx2, linear_pack_avx2,
+                                  linear_columns_avx2, dot_avx2,                axpy_avx2};
 
 }  // namespace sqap
 
@@ -164,7 +225,8 @@ const KernelTable kAvx2Kernels = {Isa::avx2, linear_columns_avx2, dot_avx2, axpy
 #else  // not x86-64 GCC/Clang: the path exists but is never selected
 
 namespace sqap {
-const KernelTable kAvx2Kernels = {Isa::generic, linear_columns_generic, dot_generic, axpy_generic};
+const KernelTable kAvx2Kernels = {Isa::generic, linear_packed_size_generic, linear_pack_generic, linear_columns_generic,
+                                  dot_generic,   axpy_generic};
 }
 
 #endif

@@ -32,7 +32,11 @@ namespace {
 // 6 rows of x × 4 weight rows: 24 accumulators + 4 weight vectors + 1 x vector of the 32 zmm registers.
 constexpr int kMR = 6;
 constexpr int kNR = 4;
-constexpr int kKC = 512;
+constexpr int kLanes = 16;
+// Blocking as in arch/avx2: a packed x tile (kMR × kKC floats, 24 KB) stays in L1 while it meets every weight tile
+// of a block of kNB weight rows (64 KB of f32 in L2).
+constexpr int kKC = 1024;
+constexpr int kNB = 16;
 
 template <WeightType W>
 inline __m512 load16(const void* w, size_t i, __mmask16 mask) {
@@ -68,73 +72,123 @@ inline float hsum(__m512 v) {
   return _mm_cvtss_f32(s);
 }
 
-// out[m, n+j] += Σ_{k0 <= k < k1} x[m, k] · w[n+j, k] for m < MR, j < NR.
-// x (MR rows, K apart), w (N,K) in type W, out (MR rows, N apart)
-template <WeightType W, int MR, int NR>
-inline void micro_kernel(float* out, int N, const float* x, const void* w, int K, int n, int k0, int k1) {
-  __m512 acc[MR][NR];
-  for (int i = 0; i < MR; i++)
+inline __mmask16 tail_mask(int count) { return static_cast<__mmask16>((1u << count) - 1); }
+
+// Packed x, as in arch/avx2: [tile of kMR rows][chunk of kLanes k][row][lane], zero-padded in rows and K.
+inline int chunks_of(int K) { return (K + kLanes - 1) / kLanes; }
+
+size_t linear_packed_size_avx512(int M, int K) {
+  if (M == 1) return 0;  // GEMV reads the one row of x directly
+  return static_cast<size_t>((M + kMR - 1) / kMR) * chunks_of(K) * kMR * kLanes;
+}
+
+void linear_pack_avx512(float* packed, const float* x, int M, int K) {
+  const int chunks = chunks_of(K);
+  for (int tile = 0; tile * kMR < M; tile++) {
+    for (int c = 0; c < chunks; c++) {
+      for (int i = 0; i < kMR; i++) {
+        const int m = tile * kMR + i;
+        for (int lane = 0; lane < kLanes; lane++) {
+          const int k = c * kLanes + lane;
+          *packed++ = m < M && k < K ? x[static_cast<size_t>(m) * K + k] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// out[i, n+j] += Σ_{k0 <= k < k1} x[i, k] · w[n+j, k] for i < rows (<= kMR), j < NR.
+// xp: the packed tile at chunk k0/kLanes; w (N,K) in type W; out (rows, N apart)
+template <WeightType W, int NR>
+inline void micro_packed(float* out, int N, int rows, const float* xp, const void* w, int K, int n, int k0, int k1) {
+  __m512 acc[kMR][NR];
+  for (int i = 0; i < kMR; i++)
     for (int j = 0; j < NR; j++) acc[i][j] = _mm512_setzero_ps();
   const size_t w_row = static_cast<size_t>(n) * K;
   int k = k0;
-  for (; k + 16 <= k1; k += 16) {
+  for (; k + kLanes <= k1; k += kLanes, xp += kMR * kLanes) {
     __m512 wv[NR];
     for (int j = 0; j < NR; j++) wv[j] = load16<W>(w, w_row + static_cast<size_t>(j) * K + k);
-    for (int i = 0; i < MR; i++) {
-      __m512 xv = _mm512_loadu_ps(x + static_cast<size_t>(i) * K + k);
+    for (int i = 0; i < kMR; i++) {
+      __m512 xv = _mm512_loadu_ps(xp + i * kLanes);
       for (int j = 0; j < NR; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
     }
   }
-  if (k < k1) {
-    const __mmask16 mask = static_cast<__mmask16>((1u << (k1 - k)) - 1);
+  if (k < k1) {  // K remainder: masked weight loads; the packed x chunk is already zero-padded
+    const __mmask16 mask = tail_mask(k1 - k);
     __m512 wv[NR];
     for (int j = 0; j < NR; j++) wv[j] = load16<W>(w, w_row + static_cast<size_t>(j) * K + k, mask);
-    for (int i = 0; i < MR; i++) {
-      __m512 xv = _mm512_maskz_loadu_ps(mask, x + static_cast<size_t>(i) * K + k);
+    for (int i = 0; i < kMR; i++) {
+      __m512 xv = _mm512_loadu_ps(xp + i * kLanes);
       for (int j = 0; j < NR; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
     }
   }
-  for (int i = 0; i < MR; i++)
+  for (int i = 0; i < rows; i++)
     for (int j = 0; j < NR; j++) out[static_cast<size_t>(i) * N + n + j] += hsum(acc[i][j]);
 }
 
-// One column tile (NR weight rows) against all M rows of x, for K block [k0, k1).
+// GEMV row: out[n+j] += Σ_{k0 <= k < k1} x[k] · w[n+j, k] for j < NR; x (K) unpacked.
 template <WeightType W, int NR>
-inline void column_tile(float* out, const float* x, const void* w, int M, int K, int N, int n, int k0, int k1) {
-  int m = 0;
-  for (; m + kMR <= M; m += kMR) {
-    micro_kernel<W, kMR, NR>(out + static_cast<size_t>(m) * N, N, x + static_cast<size_t>(m) * K, w, K, n, k0, k1);
+inline void micro_row(float* out, const float* x, const void* w, int K, int n, int k0, int k1) {
+  __m512 acc[NR];
+  for (int j = 0; j < NR; j++) acc[j] = _mm512_setzero_ps();
+  const size_t w_row = static_cast<size_t>(n) * K;
+  int k = k0;
+  for (; k + kLanes <= k1; k += kLanes) {
+    __m512 xv = _mm512_loadu_ps(x + k);
+    for (int j = 0; j < NR; j++) acc[j] = _mm512_fmadd_ps(xv, load16<W>(w, w_row + static_cast<size_t>(j) * K + k), acc[j]);
   }
-  for (; m + 2 <= M; m += 2) {
-    micro_kernel<W, 2, NR>(out + static_cast<size_t>(m) * N, N, x + static_cast<size_t>(m) * K, w, K, n, k0, k1);
+  if (k < k1) {
+    const __mmask16 mask = tail_mask(k1 - k);
+    __m512 xv = _mm512_maskz_loadu_ps(mask, x + k);
+    for (int j = 0; j < NR; j++) {
+      acc[j] = _mm512_fmadd_ps(xv, load16<W>(w, w_row + static_cast<size_t>(j) * K + k, mask), acc[j]);
+    }
   }
-  for (; m < M; m++) {
-    micro_kernel<W, 1, NR>(out + static_cast<size_t>(m) * N, N, x + static_cast<size_t>(m) * K, w, K, n, k0, k1);
+  for (int j = 0; j < NR; j++) out[n + j] += hsum(acc[j]);
+}
+
+// Columns [nb0, nb1) against all packed row tiles, for K block [k0, k1).
+template <WeightType W>
+inline void column_block(float* out, const float* packed, const void* w, int M, int K, int N, int nb0, int nb1, int k0,
+                         int k1) {
+  const size_t tile_floats = static_cast<size_t>(chunks_of(K)) * kMR * kLanes;
+  const float* xp = packed + static_cast<size_t>(k0 / kLanes) * kMR * kLanes;
+  for (int m = 0; m < M; m += kMR, xp += tile_floats) {
+    const int rows = M - m < kMR ? M - m : kMR;
+    float* out_tile = out + static_cast<size_t>(m) * N;
+    int n = nb0;
+    for (; n + kNR <= nb1; n += kNR) micro_packed<W, kNR>(out_tile, N, rows, xp, w, K, n, k0, k1);
+    for (; n < nb1; n++) micro_packed<W, 1>(out_tile, N, rows, xp, w, K, n, k0, k1);
   }
 }
 
 template <WeightType W>
-void linear_columns(float* out, const float* x, const void* w, int M, int K, int N, int n0, int n1) {
+void linear_columns(float* out, const float* xs, const void* w, int M, int K, int N, int n0, int n1) {
+  if (M == 1) {
+    // GEMV is memory-bound: stream whole weight rows, 8 per x load; nothing to pack or block
+    int n = n0;
+    for (; n + 8 <= n1; n += 8) micro_row<W, 8>(out, xs, w, K, n, 0, K);
+    for (; n < n1; n++) micro_row<W, 1>(out, xs, w, K, n, 0, K);
+    return;
+  }
   for (int k0 = 0; k0 < K; k0 += kKC) {
     const int k1 = k0 + kKC < K ? k0 + kKC : K;
-    int n = n0;
-    if (M == 1) {
-      for (; n + 8 <= n1; n += 8) micro_kernel<W, 1, 8>(out, N, x, w, K, n, k0, k1);
+    for (int nb0 = n0; nb0 < n1; nb0 += kNB) {
+      column_block<W>(out, xs, w, M, K, N, nb0, nb0 + kNB < n1 ? nb0 + kNB : n1, k0, k1);
     }
-    for (; n + kNR <= n1; n += kNR) column_tile<W, kNR>(out, x, w, M, K, N, n, k0, k1);
-    for (; n < n1; n++) column_tile<W, 1>(out, x, w, M, K, N, n, k0, k1);
   }
 }
 
-void linear_columns_avx512(float* out, const float* x, const void* w, WeightType w_type, int M, int K, int N, int n0,
+void linear_columns_avx512(float* out, const float* xs, const void* w, WeightType w_type, int M, int K, int N, int n0,
                            int n1) {
   switch (w_type) {
     case WeightType::f32:
-      return linear_columns<WeightType::f32>(out, x, w, M, K, N, n0, n1);
+      return linear_columns<WeightType::f32>(out, xs, w, M, K, N, n0, n1);
     case WeightType::bf16:
-      return linear_columns<WeightType::bf16>(out, x, w, M, K, N, n0, n1);
+      return linear_columns<WeightType::bf16>(out, xs, w, M, K, N, n0, n1);
     case WeightType::f16:
-      return linear_columns<WeightType::f16>(out, x, w, M, K, N, n0, n1);
+      return linear_columns<WeightType::f16>(out, xs, w, M, K, N, n0, n1);
   }
 }
 
@@ -164,7 +218,8 @@ void axpy_avx512(float* y, float alpha, const float* x, int n) {
 
 }  // namespace
 
-const KernelTable kAvx512Kernels = {Isa::avx512, linear_columns_avx512, dot_avx512, axpy_avx512};
+const KernelTable kAvx512Kernels = {Isa::avx512,          linear_packed_size_avx512, linear_pack_avx512,
+                                    linear_columns_avx512, dot_avx512,                axpy_avx512};
 
 }  // namespace sqap
 
@@ -177,7 +232,8 @@ const KernelTable kAvx512Kernels = {Isa::avx512, linear_columns_avx512, dot_avx5
 #else  // not x86-64 GCC/Clang: the path exists but is never selected
 
 namespace sqap {
-const KernelTable kAvx512Kernels = {Isa::generic, linear_columns_generic, dot_generic, axpy_generic};
+const KernelTable kAvx512Kernels = {Isa::generic,          linear_packed_size_generic, linear_pack_generic,
+                                    linear_columns_generic, dot_generic,                axpy_generic};
 }
 
 #endif
