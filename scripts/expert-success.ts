@@ -1,6 +1,7 @@
 // Scripted-expert success per task over N seeds, and simulator speed (no rendering, one thread).
 //   npx tsx scripts/expert-success.ts [--episodes 50] [--tasks id,id] [--first-seed 0] [--clean]
-// --clean turns the expert's noise and perturbations off. Exits non-zero when a task is below 95%.
+// --clean turns the expert's noise and perturbations off. 'recovering' is the share of episodes in which the expert
+// had to re-grasp or re-approach at least once. Exits non-zero when a task is below 95%.
 import { parseArgs } from 'node:util';
 import { createEnv } from '../src/sim/env.js';
 import { createExpert } from '../src/sim/experts.js';
@@ -28,11 +29,12 @@ let stepMs = 0;
 let allPass = true;
 const started = performance.now();
 console.log(`expert success over ${episodes} seeds (${firstSeed}..${firstSeed + episodes - 1})${values.clean ? ', clean expert' : ''}`);
-console.log('task'.padEnd(44) + 'success'.padStart(9) + 'rate'.padStart(8) + 'steps(mean)'.padStart(13) + 'steps(max)'.padStart(12) + 'limit'.padStart(7));
+console.log('task'.padEnd(44) + 'success'.padStart(9) + 'rate'.padStart(8) + 'steps(mean)'.padStart(13) + 'steps(max)'.padStart(12) + 'limit'.padStart(7) + 'recovering'.padStart(12));
 for (const id of taskIds) {
   let successes = 0;
   let steps = 0;
   let maxSteps = 0;
+  let recovered = 0;
   const failures: string[] = [];
   for (let seed = firstSeed; seed < firstSeed + episodes; seed++) {
     const env = await createEnv(id, seed, { render: false });
@@ -46,6 +48,7 @@ for (const id of taskIds) {
         result = env.step(action);
         stepMs += performance.now() - t;
       }
+      if (expert.recoveries > 0) recovered++;
       if (result.success) successes++;
       else failures.push(String(seed));
       steps += env.stepCount;
@@ -64,6 +67,7 @@ for (const id of taskIds) {
       (steps / episodes).toFixed(1).padStart(13) +
       String(maxSteps).padStart(12) +
       String(getTask(id).maxSteps).padStart(7) +
+      `${((100 * recovered) / episodes).toFixed(0)}%`.padStart(12) +
       (failures.length ? `   failed seeds: ${failures.join(' ')}` : ''),
   );
 }

@@ -130,11 +130,17 @@ function asSimEnv(env: Env): SimEnv {
 }
 
 /** A scripted expert for env's task; `seed` (default env.seed) seeds its noise. */
-export function createExpert(env: Env, seed: number = env.seed, options: ExpertOptions = {}): Policy {
+export function createExpert(env: Env, seed: number = env.seed, options: ExpertOptions = {}): ExpertPolicy {
   return new ScriptedExpert(asSimEnv(env), seed, options);
 }
 
-class ScriptedExpert implements Policy {
+/** A scripted expert; `recoveries` counts re-grasps and re-approaches in the current episode. */
+export interface ExpertPolicy extends Policy {
+  readonly recoveries: number;
+}
+
+class ScriptedExpert implements ExpertPolicy {
+  recoveries = 0;
   private rng: Rng;
   private phase: Phase = 'approach';
   private phaseSteps = 0;
@@ -169,17 +175,24 @@ class ScriptedExpert implements Policy {
     this.shove = { steps: 0, direction: [0, 0, 0] };
     this.dropSteps = 0;
     this.settleSteps = 0;
+    this.recoveries = 0;
   }
 
   act(): Action {
     const state = this.env.privileged();
     const command = this.plan(state);
-    return this.perturb(command, state);
+    return this.perturb(command);
   }
 
   private goTo(phase: Phase): void {
     this.phase = phase;
     this.phaseSteps = 0;
+  }
+
+  /** Leaves the plan because something went wrong (counted in `recoveries`). */
+  private recover(phase: Phase): void {
+    this.recoveries++;
+    this.goTo(phase);
   }
 
   /** First unsatisfied goal (or -1). */
@@ -287,7 +300,7 @@ class ScriptedExpert implements Policy {
     }
     const goal = state.goals[this.goalIndex];
     if (this.phaseSteps > PHASE_TIMEOUT && this.phase !== 'retreat') {
-      this.goTo(goal.kind === 'push' ? 'push-clear' : 'retreat');
+      this.recover(goal.kind === 'push' ? 'push-clear' : 'retreat');
     }
     return goal.kind === 'push' ? this.planPush(state, goal) : this.planPickPlace(state, goal);
   }
@@ -303,7 +316,7 @@ class ScriptedExpert implements Policy {
       this.lostGraspSteps = held ? 0 : this.lostGraspSteps + 1;
       if (this.lostGraspSteps >= 2) {
         this.lostGraspSteps = 0;
-        this.goTo('retreat');
+        this.recover('retreat');
       }
     }
     const graspZ = this.graspHeight(object);
@@ -321,13 +334,13 @@ class ScriptedExpert implements Policy {
       case 'descend': {
         const yaw = this.graspYawTarget;
         const xyError = Math.hypot(o[0] - ee[0], o[1] - ee[1]);
-        if (xyError > 0.025) this.goTo('approach');
+        if (xyError > 0.025) this.recover('approach');
         else if (Math.abs(ee[2] - graspZ) < 0.005 && xyError < 0.008) this.goTo('close');
         return this.moveTo(state, [o[0], o[1], graspZ], yaw, -1, 0.6);
       }
       case 'close': {
         if (this.phaseSteps >= 4 && held) this.goTo('lift');
-        else if (this.phaseSteps >= 10) this.goTo('retreat');
+        else if (this.phaseSteps >= 10) this.recover('retreat');
         return this.moveTo(state, [ee[0], ee[1], ee[2]], eeYaw, 1);
       }
       case 'lift': {
@@ -346,7 +359,7 @@ class ScriptedExpert implements Policy {
         const bottomBelowTcp = ee[2] - (o[2] - restingHeight(object.shape));
         const z = place[2] + 0.008 + bottomBelowTcp;
         const target = [place[0] - (o[0] - ee[0]), place[1] - (o[1] - ee[1]), z];
-        if (Math.hypot(target[0] - ee[0], target[1] - ee[1]) > 0.03) this.goTo('move');
+        if (Math.hypot(target[0] - ee[0], target[1] - ee[1]) > 0.03) this.recover('move');
         else if (Math.abs(ee[2] - z) < 0.005 || this.phaseSteps > LOWER_TIMEOUT) this.goTo('release');
         return this.moveTo(state, target, eeYaw, 1, 0.5);
       }
@@ -361,6 +374,7 @@ class ScriptedExpert implements Policy {
           this.settleSteps++;
           const next = this.nextGoal(state);
           if (next !== this.goalIndex || this.settleSteps > 5) {
+            if (next === this.goalIndex) this.recoveries++; // placed but the goal does not hold: try again
             this.settleSteps = 0;
             this.goTo('approach');
           }
@@ -401,14 +415,14 @@ class ScriptedExpert implements Policy {
         return this.moveTo(state, [start[0], start[1], PUSH_CLEAR_Z], yaw, 1);
       }
       case 'push-lower': {
-        if (Math.hypot(start[0] - ee[0], start[1] - ee[1]) > 0.02) this.goTo('push-clear');
+        if (Math.hypot(start[0] - ee[0], start[1] - ee[1]) > 0.02) this.recover('push-clear');
         else if (Math.abs(ee[2] - PUSH_Z) < 0.005) this.goTo('push');
         return this.moveTo(state, [start[0], start[1], PUSH_Z], yaw, 1, 0.5);
       }
       case 'push':
       default: {
         if (Math.abs(lateral) > 0.012 || along > -0.02) {
-          this.goTo('push-clear');
+          this.recover('push-clear');
           return this.moveTo(state, [ee[0], ee[1], PUSH_CLEAR_Z], eeYaw, 1, 0.6);
         }
         // stay on the line behind the object and advance up to 1.5 cm past contact, slower near the zone
@@ -420,7 +434,7 @@ class ScriptedExpert implements Policy {
   }
 
   /** Seeded action noise, occasional shoves and (while carrying) occasional drops. */
-  private perturb(action: Action, state: PrivilegedState): Action {
+  private perturb(action: Action): Action {
     const rng = this.rng;
     const out = action.slice();
     for (let i = 0; i < 6; i++) out[i] += this.noise * rng.normal();
@@ -439,7 +453,6 @@ class ScriptedExpert implements Policy {
       this.dropSteps--;
       out[6] = -1;
     }
-    void state;
     return out.map((v) => clip(v));
   }
 }
