@@ -52,7 +52,7 @@ function weight(rng: () => number, shape: number[], dtype: WeightDType, offset =
   const encode = dtype === 'bf16' ? f32ToBf16 : f32ToF16;
   const bits = new Uint16Array(values.size);
   for (let i = 0; i < bits.length; i++) bits[i] = encode(values.data[i] + offset);
-  return new Tensor(dtype, shape, bits);
+  return dtype === 'bf16' ? new Tensor('bf16', shape, bits) : new Tensor('f16', shape, bits);
 }
 
 /** The worst element of |actual - expected| measured against atol + rtol·|expected|, or undefined when all pass. */
