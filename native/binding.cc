@@ -57,19 +57,25 @@ bool bool_arg(const Napi::CallbackInfo& info, size_t index, const char* op, cons
 }
 
 // A typed array of the given element type with exactly `length` elements; returns its data pointer.
+// napi_get_typedarray_info gives the pointer with the view's byte offset applied, for ArrayBuffer and
+// SharedArrayBuffer backing stores alike (tensors are often views into a larger checkpoint buffer).
 template <typename T>
 T* typed_arg(const Napi::CallbackInfo& info, size_t index, napi_typedarray_type type, const char* type_name,
              const char* op, const char* name, size_t length) {
   Napi::Value value = info[index];
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
+  napi_typedarray_type actual_type;
+  size_t actual_length = 0;
+  void* data = nullptr;
+  if (!value.IsTypedArray() ||
+      napi_get_typedarray_info(info.Env(), value, &actual_type, &actual_length, &data, nullptr, nullptr) != napi_ok ||
+      actual_type != type) {
     type_error(info.Env(), where(op, name) + " must be a " + type_name);
   }
-  Napi::TypedArray array = value.As<Napi::TypedArray>();
-  if (array.ElementLength() != length) {
-    type_error(info.Env(), where(op, name) + " has " + std::to_string(array.ElementLength()) +
-                               " elements, expected " + std::to_string(length));
+  if (actual_length != length) {
+    type_error(info.Env(), where(op, name) + " has " + std::to_string(actual_length) + " elements, expected " +
+                               std::to_string(length));
   }
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset());
+  return static_cast<T*>(data);
 }
 
 float* f32_arg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name, size_t length) {

@@ -114,6 +114,25 @@ function opSuite(isa: NativeIsa, native: Backend): void {
     assertClose(out, ref.linear(x, w), TOLERANCE.bf16.linear, 'linear [2,3,9]');
   });
 
+  it('linear and rmsNorm: tensors that are views into larger (and shared) buffers', () => {
+    use();
+    const rng = random(12);
+    const [m, k, n] = [3, 37, 11];
+    const source = uniform(rng, [m * k + 5]);
+    const shared = new Float32Array(new SharedArrayBuffer(4 * (m * k + 9)));
+    shared.set(source.data.subarray(5), 9);
+    const wBits = new Uint16Array(n * k + 3);
+    for (let i = 0; i < wBits.length; i++) wBits[i] = f32ToBf16(rng() * 2 - 1);
+    const w = new Tensor('bf16', [n, k], wBits.subarray(3));
+    const xView = Tensor.f32([m, k], source.data.subarray(5));
+    const xShared = Tensor.f32([m, k], shared.subarray(9));
+    const want = ref.linear(xView, w);
+    assertClose(native.linear(xView, w), want, TOLERANCE.bf16.linear, 'linear on views');
+    assertClose(native.linear(xShared, w), want, TOLERANCE.bf16.linear, 'linear on a SharedArrayBuffer');
+    const g = new Tensor('bf16', [k], wBits.subarray(1, 1 + k));
+    assertClose(native.rmsNorm(xView, g, 1e-6), ref.rmsNorm(xView, g, 1e-6), TOLERANCE.bf16.rmsNorm, 'rmsNorm on views');
+  });
+
   it('attention: MHA and GQA, causal and not, with probabilities', () => {
     use();
     const rng = random(3);
