@@ -76,8 +76,9 @@ bool isa_supported(Isa isa) {
       return kAvx2Kernels.isa == Isa::avx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              __builtin_cpu_supports("f16c");
     case Isa::avx512:
+      // the AVX-512 file also uses AVX2/FMA/F16C instructions (every AVX-512 CPU has them; checked anyway)
       return kAvx512Kernels.isa == Isa::avx512 && __builtin_cpu_supports("avx512f") &&
-             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && isa_supported(Isa::avx2);
   }
   return false;
 #else
