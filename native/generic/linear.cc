@@ -1,5 +1,6 @@
 // linear: the threaded driver (ISA-independent) and the portable scalar column kernel.
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "../kernel_table.h"
@@ -70,9 +71,11 @@ void linear(float* out, const float* x, const void* w, WeightType w_type, const 
             int M, int K, int N) {
   const KernelTable& table = kernels();
   const size_t packed_floats = table.linear_packed_size(M, K);
-  std::vector<float> packed(packed_floats);
-  if (packed_floats > 0) table.linear_pack(packed.data(), x, M, K);
-  const float* xs = packed_floats > 0 ? packed.data() : x;
+  // 64-byte aligned so no vector load of the packed tiles straddles a cache line
+  std::vector<float> storage(packed_floats > 0 ? packed_floats + 16 : 0);
+  float* packed = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
+  if (packed_floats > 0) table.linear_pack(packed, x, M, K);
+  const float* xs = packed_floats > 0 ? packed : x;
   const double flops = 2.0 * M * K * N;
   const int min_parallel = flops < 2e5 ? N + 1 : 0;  // tiny products are not worth waking the pool
   parallel_range(N, 16, min_parallel, [&](int n0, int n1) {
