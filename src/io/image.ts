@@ -7,9 +7,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { UserError } from '../errors.js';
-import type { RgbImage } from '../sim/types.js';
 
-export type { RgbImage } from '../sim/types.js';
+/** An RGB8 image, row-major, 3 bytes a pixel. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 

@@ -6,7 +6,7 @@
 // and clipped, then a vertical pass (skipped when the height is unchanged). When downscaling the filter support
 // is stretched by the scale factor (antialiasing). Coefficients are normalised per output pixel in double and
 // then turned into 22-bit fixed point; accumulation is integer with a rounding bias of half an output unit.
-import type { RgbImage } from '../sim/types.js';
+import type { RgbImage } from './image.js';
 
 /** 32 bits minus 8 for the result and 2 for the overflow of a filter with negative lobes. */
 const PRECISION_BITS = 32 - 8 - 2;

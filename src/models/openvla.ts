@@ -7,7 +7,7 @@ import { concatLastAxis, concatRows, Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
-import type { RgbImage } from '../sim/types.js';
+import type { RgbImage } from '../io/image.js';
 import { chooseUnnormKey, detokenizeActions, unnormalizeAction, type NormStats } from './action-tokenizer.js';
 import { Llama, type LlamaHooks } from './llama.js';
 import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } from './preprocess.js';

@@ -6,7 +6,7 @@
 // follows torch float32: x / 255, then (x - mean) / std, each step rounded to float32.
 import { UserError } from '../errors.js';
 import { resizeBicubicPillow } from '../io/resize.js';
-import type { RgbImage } from '../sim/types.js';
+import type { RgbImage } from '../io/image.js';
 
 export type ResizeStrategy = 'resize-naive';
 

@@ -1,5 +1,8 @@
 // Contracts shared by the simulator's parts (env, renderer, runner, recorder) and by policies.
 // Units: metres, radians, seconds; world frame z up, table top at z = 0 unless a task says otherwise.
+import type { RgbImage } from '../io/image.js';
+
+export type { RgbImage };
 
 /** Pinhole camera in the OpenCV convention: camera x right, y down, z forward; pixel (u right, v down). */
 export interface CameraParams {
@@ -12,12 +15,6 @@ export interface CameraParams {
   worldToCamera: number[];
 }
 
-/** An RGB8 image, row-major, 3 bytes a pixel. */
-export interface RgbImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
 
 /** What a policy sees at one control step. */
 export interface Observation {
