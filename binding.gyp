@@ -11,6 +11,7 @@
         "native/generic/norm.cc",
         "native/generic/elementwise.cc",
         "native/arch/avx2/kernels.cc",
+        "native/arch/avx2/activations.cc",
         "native/arch/avx512/kernels.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -23,6 +23,12 @@ typedef float (*DotFn)(const float* a, const float* b, int n);
 // y (n) += alpha · x (n)
 typedef void (*AxpyFn)(float* y, float alpha, const float* x, int n);
 
+// out (n) = 0.5·x·(1 + erf(x/√2)), x (n)
+typedef void (*GeluFn)(float* out, const float* x, size_t n);
+
+// out (n) = silu(gate) · up; gate (n), up (n)
+typedef void (*SiluMulFn)(float* out, const float* gate, const float* up, size_t n);
+
 struct KernelTable {
   Isa isa;
   LinearPackedSizeFn linear_packed_size;
@@ -30,6 +36,8 @@ struct KernelTable {
   LinearColumnsFn linear_columns;
   DotFn dot;
   AxpyFn axpy;
+  GeluFn gelu;
+  SiluMulFn silu_mul;
 };
 
 // The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.
@@ -39,6 +47,12 @@ void linear_columns_generic(float* out, const float* x, const void* w, WeightTyp
                             int n1);
 float dot_generic(const float* a, const float* b, int n);
 void axpy_generic(float* y, float alpha, const float* x, int n);
+void gelu_generic(float* out, const float* x, size_t n);
+void silu_mul_generic(float* out, const float* gate, const float* up, size_t n);
+
+// arch/avx2/activations.cc (x86-64 GCC/Clang only); the AVX-512 table uses them too.
+void gelu_avx2(float* out, const float* x, size_t n);
+void silu_mul_avx2(float* out, const float* gate, const float* up, size_t n);
 
 extern const KernelTable kGenericKernels;
 extern const KernelTable kAvx2Kernels;    // defined even when the compiler lacks AVX2: then it aliases generic

@@ -28,8 +28,12 @@ export const TOLERANCE = {
     attentionProbs: { atol: 1e-6, rtol: 2e-5 },
     layerNorm: { atol: 2e-6, rtol: 2e-6 },
     rmsNorm: { atol: 1e-6, rtol: 1e-6 },
-    /** ref's erf is a Chebyshev fit good to 1.2e-7; native uses libm's erff */
-    gelu: { atol: 2e-7, rtol: 1e-6 },
+    /**
+     * ref's erf is a Chebyshev fit good to 1.2e-7; native's generic path uses libm's erff, its SIMD path
+     * Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7, as PyTorch's vectorized CPU erf). A sweep of x over [-20, 20] stays
+     * within 0.71 of this bound.
+     */
+    gelu: { atol: 3e-7, rtol: 2e-7 },
     siluMul: { atol: 1e-7, rtol: 1e-6 },
     /** float32 add and multiply are correctly rounded in both backends: exact */
     add: { atol: 0, rtol: 0 },

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "../kernels.h"
+#include "../kernel_table.h"
 #include "../threadpool.h"
 #include "convert.h"
 
@@ -30,18 +30,25 @@ void for_chunks(size_t n, Fn fn) {
 
 }  // namespace
 
-// out (n) = 0.5·x·(1 + erf(x/√2)) (exact GELU; erff is correctly rounded to within 1 ulp in glibc)
-void gelu(float* out, const float* x, size_t n) {
-  for_chunks(n, [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; i++) out[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
-  });
+// The scalar activations of the generic table (libm's erff/expf, within 1 ulp).
+void gelu_generic(float* out, const float* x, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
 }
 
-// out (n) = gate / (1 + exp(-gate)) · up
+void silu_mul_generic(float* out, const float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+// out (n) = 0.5·x·(1 + erf(x/√2)), the erf (not tanh) GELU, through the ISA table
+void gelu(float* out, const float* x, size_t n) {
+  const KernelTable& table = kernels();
+  for_chunks(n, [&](size_t begin, size_t end) { table.gelu(out + begin, x + begin, end - begin); });
+}
+
+// out (n) = gate / (1 + exp(-gate)) · up, through the ISA table
 void silu_mul(float* out, const float* gate, const float* up, size_t n) {
-  for_chunks(n, [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; i++) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-  });
+  const KernelTable& table = kernels();
+  for_chunks(n, [&](size_t begin, size_t end) { table.silu_mul(out + begin, gate + begin, up + begin, end - begin); });
 }
 
 // out (n) = a + b

@@ -1,8 +1,8 @@
 // Standalone check and timing of the kernels without Node: every ISA path this CPU runs against the generic path
-// (linear with f32/bf16/f16 weights, attention), then linear GFLOP/s on OpenVLA-7B shapes per path. It exists to
+// (linear with f32/bf16/f16 weights, attention, gelu, silu_mul), then linear GFLOP/s on OpenVLA-7B shapes per path. It exists to
 // test the AVX-512 path on machines that have AVX-512 but no Node toolchain. Build (from the repo root):
 //   g++ -std=c++17 -O3 -pthread -Inative native/tools/selftest.cc native/dispatch.cc native/threadpool.cc \
-//       native/generic/*.cc native/arch/*/kernels.cc -o build/sqap_selftest
+//       native/generic/*.cc native/arch/*/*.cc -o build/sqap_selftest
 // Run: build/sqap_selftest [--quick]. Exit status 1 when a comparison fails.
 #include <algorithm>
 #include <chrono>
@@ -122,6 +122,23 @@ int check_isa(Isa isa) {
                     Hq, Hkv, Dh, causal, ratio);
         failures++;
       }
+    }
+  }
+  // activations: the SIMD paths approximate erf/exp (arch/avx2/activations.cc), so the bound is both paths' error
+  for (size_t n : {size_t{1}, size_t{7}, size_t{33}, size_t{70001}}) {
+    std::vector<float> x = uniform_vector(rng, n), up = uniform_vector(rng, n);
+    for (auto& value : x) value *= 8.0f;
+    std::vector<float> want(n), got(n), want_silu(n), got_silu(n);
+    set_isa(Isa::generic);
+    gelu(want.data(), x.data(), n);
+    silu_mul(want_silu.data(), x.data(), up.data(), n);
+    set_isa(isa);
+    gelu(got.data(), x.data(), n);
+    silu_mul(got_silu.data(), x.data(), up.data(), n);
+    double ratio = std::max(worst_ratio(got, want, 6e-7, 4e-7), worst_ratio(got_silu, want_silu, 2e-7, 2e-6));
+    if (ratio > 1) {
+      std::printf("FAIL %s gelu/silu_mul n=%zu: %.2fx tolerance\n", isa_name(isa), n, ratio);
+      failures++;
     }
   }
   std::printf("%s: %s\n", isa_name(isa), failures == 0 ? "all comparisons with generic pass" : "FAILED");

@@ -211,8 +211,8 @@ void axpy_avx2(float* y, float alpha, const float* x, int n) {
 
 }  // namespace
 
-const KernelTable kAvx2Kernels = {Isa::avx2,         linear_packed_size_avx2, linear_pack_avx2,
-                                  linear_columns_avx2, dot_avx2,                axpy_avx2};
+const KernelTable kAvx2Kernels = {Isa::avx2, linear_packed_size_avx2, linear_pack_avx2, linear_columns_avx2,
+                                  dot_avx2,   axpy_avx2,               gelu_avx2,        silu_mul_avx2};
 
 }  // namespace sqap
 
@@ -226,7 +226,7 @@ const KernelTable kAvx2Kernels = {Isa::avx2,         linear_packed_size_avx2, li
 
 namespace sqap {
 const KernelTable kAvx2Kernels = {Isa::generic, linear_packed_size_generic, linear_pack_generic, linear_columns_generic,
-                                  dot_generic,   axpy_generic};
+                                  dot_generic,   axpy_generic,               gelu_generic,        silu_mul_generic};
 }
 
 #endif

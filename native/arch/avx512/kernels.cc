@@ -219,7 +219,8 @@ void axpy_avx512(float* y, float alpha, const float* x, int n) {
 }  // namespace
 
 const KernelTable kAvx512Kernels = {Isa::avx512,          linear_packed_size_avx512, linear_pack_avx512,
-                                    linear_columns_avx512, dot_avx512,                axpy_avx512};
+                                    linear_columns_avx512, dot_avx512,                axpy_avx512,
+                                    gelu_avx2,             silu_mul_avx2};
 
 }  // namespace sqap
 
@@ -233,7 +234,8 @@ const KernelTable kAvx512Kernels = {Isa::avx512,          linear_packed_size_avx
 
 namespace sqap {
 const KernelTable kAvx512Kernels = {Isa::generic,          linear_packed_size_generic, linear_pack_generic,
-                                    linear_columns_generic, dot_generic,                axpy_generic};
+                                    linear_columns_generic, dot_generic,                axpy_generic,
+                                    gelu_generic,           silu_mul_generic};
 }
 
 #endif
