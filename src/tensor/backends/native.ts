@@ -60,20 +60,21 @@ function loadAddon(): Addon | undefined {
 
 const addon = loadAddon();
 
-function check(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`native backend: ${message}`);
+/** The message is built only on failure: formatting shapes on every call would cost more than small kernels. */
+function check(condition: boolean, message: () => string): asserts condition {
+  if (!condition) throw new Error(`native backend: ${message()}`);
 }
 
 const WEIGHT_TYPE = { f32: 0, bf16: 1, f16: 2 } as const;
 
 function weightType(w: WeightTensor): number {
   const code = WEIGHT_TYPE[w.dtype as keyof typeof WEIGHT_TYPE];
-  check(code !== undefined, `weights must be f32, bf16 or f16, got ${w.dtype}`);
+  check(code !== undefined, () => `weights must be f32, bf16 or f16, got ${w.dtype}`);
   return code;
 }
 
 function lastDim(x: Tensor): number {
-  check(x.rank >= 1, `expected a tensor of rank >= 1, got ${x}`);
+  check(x.rank >= 1, () => `expected a tensor of rank >= 1, got ${x}`);
   return x.shape[x.rank - 1];
 }
 
@@ -88,9 +89,9 @@ function makeBackend(native: Addon): Backend {
 
     // x [..., K] · w [N,K]ᵀ + bias [N] -> [..., N]
     linear(x, w, bias) {
-      check(w.rank === 2 && lastDim(x) === w.shape[1], `linear: x ${x} does not match w ${w}`);
+      check(w.rank === 2 && lastDim(x) === w.shape[1], () => `linear: x ${x} does not match w ${w}`);
       const [n, k] = w.shape;
-      check(!bias || bias.size === n, `linear: bias ${bias} does not match w ${w}`);
+      check(!bias || bias.size === n, () => `linear: bias ${bias} does not match w ${w}`);
       const m = leadingRows(x);
       const out = new Float32Array(m * n);
       native.linear(out, x.data, w.data, weightType(w), bias ? bias.data : null, bias ? weightType(bias) : 0, m, k, n);
@@ -99,7 +100,7 @@ function makeBackend(native: Addon): Backend {
 
     // table [V,D], ids [T] -> [T,D]
     embedding(table, ids) {
-      check(table.rank === 2, `embedding: table must be [V,D], got ${table}`);
+      check(table.rank === 2, () => `embedding: table must be [V,D], got ${table}`);
       const [vocab, dim] = table.shape;
       const out = new Float32Array(ids.length * dim);
       native.embedding(out, table.data, weightType(table), ids, vocab, dim);
@@ -109,7 +110,7 @@ function makeBackend(native: Addon): Backend {
     // x [..., D] -> [..., D]
     layerNorm(x, weight, bias, eps) {
       const dim = lastDim(x);
-      check(weight.size === dim && bias.size === dim, `layerNorm: x ${x}, weight ${weight}, bias ${bias}`);
+      check(weight.size === dim && bias.size === dim, () => `layerNorm: x ${x}, weight ${weight}, bias ${bias}`);
       const out = new Float32Array(x.size);
       const rows = leadingRows(x);
       native.layerNorm(out, x.data, weight.data, weightType(weight), bias.data, weightType(bias), rows, dim, eps);
@@ -119,7 +120,7 @@ function makeBackend(native: Addon): Backend {
     // x [..., D] -> [..., D]
     rmsNorm(x, weight, eps) {
       const dim = lastDim(x);
-      check(weight.size === dim, `rmsNorm: x ${x}, weight ${weight}`);
+      check(weight.size === dim, () => `rmsNorm: x ${x}, weight ${weight}`);
       const out = new Float32Array(x.size);
       native.rmsNorm(out, x.data, weight.data, weightType(weight), leadingRows(x), dim, eps);
       return Tensor.f32(x.shape, out);
@@ -132,14 +133,14 @@ function makeBackend(native: Addon): Backend {
     },
 
     siluMul(gate, up) {
-      check(sameShape(gate.shape, up.shape), `siluMul: ${gate} vs ${up}`);
+      check(sameShape(gate.shape, up.shape), () => `siluMul: ${gate} vs ${up}`);
       const out = new Float32Array(gate.size);
       native.siluMul(out, gate.data, up.data);
       return Tensor.f32(gate.shape, out);
     },
 
     add(a, b) {
-      check(sameShape(a.shape, b.shape), `add: ${a} vs ${b}`);
+      check(sameShape(a.shape, b.shape), () => `add: ${a} vs ${b}`);
       const out = new Float32Array(a.size);
       native.add(out, a.data, b.data);
       return Tensor.f32(a.shape, out);
@@ -148,7 +149,7 @@ function makeBackend(native: Addon): Backend {
     // x [..., D] * scale [D]
     scaleChannels(x, scale) {
       const dim = lastDim(x);
-      check(scale.size === dim, `scaleChannels: ${x} vs ${scale}`);
+      check(scale.size === dim, () => `scaleChannels: ${x} vs ${scale}`);
       const out = new Float32Array(x.size);
       native.scaleChannels(out, x.data, scale.data, weightType(scale), leadingRows(x), dim);
       return Tensor.f32(x.shape, out);
@@ -156,7 +157,7 @@ function makeBackend(native: Addon): Backend {
 
     // x [T,H,Dh], positions [T] -> [T,H,Dh]
     rope(x, positions, theta) {
-      check(x.rank === 3 && positions.length === x.shape[0], `rope: x ${x} with ${positions.length} positions`);
+      check(x.rank === 3 && positions.length === x.shape[0], () => `rope: x ${x} with ${positions.length} positions`);
       const [tokens, heads, headDim] = x.shape;
       const out = new Float32Array(x.size);
       native.rope(out, x.data, positions, tokens, heads, headDim, theta);
@@ -165,10 +166,10 @@ function makeBackend(native: Addon): Backend {
 
     // q [T,Hq,Dh], k [S,Hkv,Dh], v [S,Hkv,Dh] -> out [T,Hq*Dh] (+ probs [Hq,T,S])
     attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, options: AttentionOptions): AttentionResult {
-      check(q.rank === 3 && k.rank === 3 && sameShape(k.shape, v.shape), `attention: q ${q}, k ${k}, v ${v}`);
+      check(q.rank === 3 && k.rank === 3 && sameShape(k.shape, v.shape), () => `attention: q ${q}, k ${k}, v ${v}`);
       const [tokens, qHeads, headDim] = q.shape;
       const [keys, kvHeads] = k.shape;
-      check(k.shape[2] === headDim, `attention: q ${q} and k ${k} differ in head size`);
+      check(k.shape[2] === headDim, () => `attention: q ${q} and k ${k} differ in head size`);
       const out = new Float32Array(tokens * qHeads * headDim);
       const probs = options.returnProbs ? new Float32Array(qHeads * tokens * keys) : null;
       native.attention(out, probs, q.data, k.data, v.data, tokens, keys, qHeads, kvHeads, headDim, options.causal);
@@ -198,6 +199,6 @@ export function nativeInfo(): NativeInfo | undefined {
  * Throws a RangeError when the CPU lacks it. SQAP_NATIVE_ISA does the same at load time.
  */
 export function setNativeIsa(isa: NativeIsa): void {
-  check(addon !== undefined, `the addon is not built (${loadError})`);
+  check(addon !== undefined, () => `the addon is not built (${loadError})`);
   addon.setIsa(isa);
 }

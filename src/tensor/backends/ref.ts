@@ -4,8 +4,9 @@ import type { AttentionOptions, AttentionResult, Backend, WeightTensor } from '.
 import { floatAt, type AnyTypedArray } from '../dtype.js';
 import { sameShape, Tensor } from '../tensor.js';
 
-function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`ref backend: ${message}`);
+/** The message is built only on failure: formatting shapes on every call would cost more than small kernels. */
+function assert(condition: boolean, message: () => string): asserts condition {
+  if (!condition) throw new Error(`ref backend: ${message()}`);
 }
 
 /** Weight element reader: bf16/f16 are converted on access, never copied to f32. */
@@ -18,7 +19,7 @@ function reader(w: WeightTensor): (i: number) => number {
 /** x [M,K] · w[N,K]ᵀ + bias[N] -> [M,N] */
 function linear(x: Tensor<'f32'>, w: WeightTensor, bias?: WeightTensor): Tensor<'f32'> {
   const [n, k] = w.shape;
-  assert(w.rank === 2 && x.shape[x.rank - 1] === k, `linear: x ${x} does not match w ${w}`);
+  assert(w.rank === 2 && x.shape[x.rank - 1] === k, () => `linear: x ${x} does not match w ${w}`);
   const m = x.size / k;
   const out = new Float32Array(m * n);
   const wAt = reader(w);
@@ -44,7 +45,7 @@ function embedding(table: WeightTensor, ids: Int32Array): Tensor<'f32'> {
   const out = new Float32Array(ids.length * dim);
   const at = reader(table);
   ids.forEach((id, t) => {
-    assert(id >= 0 && id < vocab, `embedding: id ${id} outside vocabulary of ${vocab}`);
+    assert(id >= 0 && id < vocab, () => `embedding: id ${id} outside vocabulary of ${vocab}`);
     for (let d = 0; d < dim; d++) out[t * dim + d] = at(id * dim + d);
   });
   return Tensor.f32([ids.length, dim], out);
@@ -118,18 +119,18 @@ function gelu(x: Tensor<'f32'>): Tensor<'f32'> {
 }
 
 function siluMul(gate: Tensor<'f32'>, up: Tensor<'f32'>): Tensor<'f32'> {
-  assert(sameShape(gate.shape, up.shape), `siluMul: ${gate} vs ${up}`);
+  assert(sameShape(gate.shape, up.shape), () => `siluMul: ${gate} vs ${up}`);
   return map(gate, (g, i) => (g / (1 + Math.exp(-g))) * up.data[i]);
 }
 
 function add(a: Tensor<'f32'>, b: Tensor<'f32'>): Tensor<'f32'> {
-  assert(sameShape(a.shape, b.shape), `add: ${a} vs ${b}`);
+  assert(sameShape(a.shape, b.shape), () => `add: ${a} vs ${b}`);
   return map(a, (v, i) => v + b.data[i]);
 }
 
 function scaleChannels(x: Tensor<'f32'>, scale: WeightTensor): Tensor<'f32'> {
   const dim = scale.size;
-  assert(x.shape[x.rank - 1] === dim, `scaleChannels: ${x} vs ${scale}`);
+  assert(x.shape[x.rank - 1] === dim, () => `scaleChannels: ${x} vs ${scale}`);
   const s = reader(scale);
   return map(x, (v, i) => v * s(i % dim));
 }
@@ -137,7 +138,7 @@ function scaleChannels(x: Tensor<'f32'>, scale: WeightTensor): Tensor<'f32'> {
 /** x [T,H,Dh] -> [T,H,Dh]; pairs (d, d + Dh/2), inv_freq = θ^(-2d/Dh), angles and cos/sin in float32 like transformers */
 function rope(x: Tensor<'f32'>, positions: Int32Array, theta: number): Tensor<'f32'> {
   const [tokens, heads, headDim] = x.shape;
-  assert(x.rank === 3 && positions.length === tokens && headDim % 2 === 0, `rope: ${x}, ${positions.length} positions`);
+  assert(x.rank === 3 && positions.length === tokens && headDim % 2 === 0, () => `rope: ${x}, ${positions.length} positions`);
   const half = headDim / 2;
   const out = new Float32Array(x.size);
   for (let t = 0; t < tokens; t++) {
@@ -162,8 +163,8 @@ function rope(x: Tensor<'f32'>, positions: Int32Array, theta: number): Tensor<'f
 function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, options: AttentionOptions): AttentionResult {
   const [tokens, qHeads, headDim] = q.shape;
   const [keys, kvHeads] = k.shape;
-  assert(q.rank === 3 && k.rank === 3 && sameShape(k.shape, v.shape), `attention: q ${q}, k ${k}, v ${v}`);
-  assert(k.shape[2] === headDim && qHeads % kvHeads === 0 && keys >= tokens, `attention: q ${q} incompatible with k ${k}`);
+  assert(q.rank === 3 && k.rank === 3 && sameShape(k.shape, v.shape), () => `attention: q ${q}, k ${k}, v ${v}`);
+  assert(k.shape[2] === headDim && qHeads % kvHeads === 0 && keys >= tokens, () => `attention: q ${q} incompatible with k ${k}`);
   const group = qHeads / kvHeads;
   const scale = 1 / Math.sqrt(headDim);
   const out = new Float32Array(tokens * qHeads * headDim);
