@@ -9,6 +9,22 @@ export const PARITY_PROBS_MAX_ABS = 1e-4;
 export const ACTION_MAX_ABS = 1e-9;
 /** pixel values after Pillow-exact resize and float32 normalization */
 export const PIXEL_VALUES_MAX_ABS = 1e-6;
+/** Pillow's integer resampling must be reproduced exactly (uint8 levels). */
+export const RESIZE_MAX_DIFF = 0;
+/** jpeg-js and libjpeg use different IDCT/upsampling; a q95 round trip stays within a few levels (mean abs). */
+export const JPEG_MEAN_ABS_TOL = 3;
+
+// Renderer and camera projection (pixels unless named otherwise).
+/** centroid of an object's pixels vs. the projection of its centre (perspective shifts the centroid slightly) */
+export const CENTROID_MAX_PX = 1.5;
+/** silhouette bounds from pixel centres vs. projected surface points: half a pixel of sampling + tessellation */
+export const BOUNDS_MAX_PX = 1.0;
+/** pixel count of a sphere's image disc vs. the exact area */
+export const DISC_AREA_MAX_RELATIVE = 0.01;
+/** rendered depth at the centre of a sphere facing the camera vs. d - r, metres (tessellation) */
+export const DEPTH_MAX_M = 1e-3;
+/** quantities that are equal in exact arithmetic, compared in float64 */
+export const EXACT = 1e-9;
 
 /** An elementwise bound: |ours - reference| <= atol + rtol·|reference|. */
 export interface Tolerance {

@@ -9,13 +9,9 @@ import { decodeImage, encodePng, readImageFile } from '../../src/io/image.js';
 import { resizeBicubicPillow } from '../../src/io/resize.js';
 import { parsePreprocessorConfig, preprocessImage } from '../../src/models/preprocess.js';
 import { fixturePath, loadExpected, maxAbsDiff } from '../support/fixtures.js';
-import { PIXEL_VALUES_MAX_ABS } from '../tolerances.js';
+import { JPEG_MEAN_ABS_TOL, PIXEL_VALUES_MAX_ABS, RESIZE_MAX_DIFF } from '../tolerances.js';
 
 const FIXTURE = 'tiny-openvla';
-/** Pillow's integer resampling must be reproduced exactly. */
-const RESIZE_MAX_DIFF = 0;
-/** jpeg-js and libjpeg use different IDCT/upsampling; a q95 round trip stays within a few levels of the source. */
-const JPEG_MEAN_ABS_TOL = 3;
 
 const expected = loadExpected(FIXTURE);
 const imagePath = fixturePath(FIXTURE, 'image.png');

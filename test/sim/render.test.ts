@@ -7,16 +7,7 @@ import { geomsFromMujoco, renderFrame, renderRgb, type RenderGeom } from '../../
 import { geomMesh, type PrimitiveType } from '../../src/sim/tessellate.js';
 import type { CameraParams, RgbImage } from '../../src/sim/types.js';
 
-// Tolerances of this suite (pixels unless named otherwise).
-/** centroid of an object's pixels vs. the projection of its centre (perspective shifts the centroid slightly) */
-const CENTROID_MAX_PX = 1.5;
-/** silhouette bounds from pixel centres vs. projected surface points: half a pixel of sampling + tessellation */
-const BOUNDS_MAX_PX = 1.0;
-/** pixel count of a sphere's image disc vs. the exact area */
-const DISC_AREA_MAX_RELATIVE = 0.01;
-/** rendered depth at the centre of a sphere facing the camera vs. d - r, metres (tessellation) */
-const DEPTH_MAX_M = 1e-3;
-const EXACT = 1e-9;
+import { BOUNDS_MAX_PX, CENTROID_MAX_PX, DEPTH_MAX_M, DISC_AREA_MAX_RELATIVE, EXACT } from '../tolerances.js';
 
 const SIZE = 224;
 const IDENTITY = [1, 0, 0, 0, 1, 0, 0, 0, 1];
