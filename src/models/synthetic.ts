@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import nodePath from 'node:path';
 import { castFloat, type FloatDType } from '../io/convert.js';
 import { writeSafetensors } from '../io/safetensors.js';
+import { mulberry32, standardNormal } from '../random.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export interface SyntheticSizes {
@@ -35,22 +36,10 @@ export const OPENVLA_7B_SIZES: SyntheticSizes = {
   llmHidden: 4096, llmLayers: 32, llmHeads: 32, llmKvHeads: 32, llmIntermediate: 11008, vocabSize: 32064,
 };
 
-/** Deterministic normal samples (xorshift + Box-Muller), so the same seed writes the same checkpoint. */
-function normalSampler(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  const uniform = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-}
 
 export function writeSyntheticOpenVla(dir: string, sizes: SyntheticSizes, options: { seed?: number; dtype?: FloatDType } = {}): void {
-  const normal = normalSampler(options.seed ?? 1);
+  const uniform = mulberry32(options.seed ?? 1);
+  const normal = () => standardNormal(uniform);
   const dtype = options.dtype ?? 'f32';
   const tensors: Record<string, Tensor> = {};
   const add = (name: string, shape: number[], scale: number, offset = 0) => {

@@ -13,17 +13,8 @@ export function tempDir(prefix = 'sqap-io-'): string {
   return dir;
 }
 
-/** mulberry32: a tiny seeded PRNG so that fuzz and random data are reproducible. Returns floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG so that fuzz and random data are reproducible. Returns floats in [0, 1). */
+export { mulberry32 as seededRandom } from '../../src/random.js';
 
 export function u64le(value: number | bigint): Uint8Array {
   const bytes = new Uint8Array(8);

@@ -1,6 +1,7 @@
 // A tiny deterministic stand-in for src/sim/env.ts (same createEnv signature) so that runner and recorder tests run
 // in milliseconds and without MuJoCo: a point moves by 0.1 x action[0..2] a step towards a seeded target.
 import type { Action, Env, Observation, StepResult, TaskInfo } from '../../src/sim/types.js';
+import { mulberry32 as random } from '../../src/random.js';
 
 export const FAKE_TASKS: TaskInfo[] = [
   { id: 'fake_reach_near', suite: 'spatial', instruction: 'reach the near point', maxSteps: 12 },
@@ -9,17 +10,6 @@ export const FAKE_TASKS: TaskInfo[] = [
 const SUCCESS_RADIUS = 0.05;
 const IMAGE_SIZE = 8;
 
-/** mulberry32: a small seeded PRNG, enough for target placement. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface FakeEnv extends Env {
   /** privileged state for the fake expert */

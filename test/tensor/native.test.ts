@@ -19,20 +19,10 @@ import {
 import { f32ToBf16, f32ToF16 } from '../../src/tensor/dtype.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { TOLERANCE, type Tolerance } from '../tolerances.js';
+import { mulberry32 as random } from '../../src/random.js';
 
 const skip = nativeBackend ? false : `native addon not built (${nativeLoadError()}); run \`npm rebuild\``;
 
-/** mulberry32: a small seeded generator so a failure reproduces. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type WeightDType = 'f32' | 'bf16' | 'f16';
 const WEIGHT_DTYPES: WeightDType[] = ['f32', 'bf16', 'f16'];
