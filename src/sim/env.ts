@@ -28,11 +28,10 @@ import {
   type ObjectShape,
 } from './scene.js';
 import { getTask, goalSatisfied, sampleLayout, taskSucceeded, type Goal, type Layout, type SceneState, type TaskDefinition } from './tasks.js';
-import type { Action, CameraParams, Env, Observation, RgbImage, StepResult } from './types.js';
+import { ACTION_DIMS, type Action, type CameraParams, type Env, type Observation, type RgbImage, type StepResult } from './types.js';
 
 export const POSITION_SCALE_M = 0.05;
 export const ROTATION_SCALE_RAD = 0.25;
-export const ACTION_DIMS = 7;
 export const DEFAULT_IMAGE_SIZE = 224;
 /** Physics steps run after reset so objects settle on the table before step 0. */
 const SETTLE_STEPS = 20;

@@ -34,6 +34,9 @@ export interface Observation {
   step: number;
 }
 
+/** Entries of an action: delta position (3), delta rotation (3), gripper (1). */
+export const ACTION_DIMS = 7;
+
 /**
  * 7-D action, each entry in [-1, 1]: delta position (3), delta rotation (3, roll-pitch-yaw increments in the world
  * frame), gripper (-1 open, +1 close). Scaling to metres/radians per control step is documented in src/sim/env.ts.

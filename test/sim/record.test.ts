@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { computeDatasetStatistics, openDemonstrations, recordDemonstrations } from '../../src/sim/record.js';
-import { runEpisode } from '../../src/sim/runner.js';
+import { runEpisode } from '../../src/sim/episode.js';
 import { columnStatistics, quantileSorted } from '../../src/sim/statistics.js';
 import type { RgbImage } from '../../src/sim/types.js';
 import { createEnv } from './fake-env.js';
