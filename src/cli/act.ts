@@ -4,6 +4,7 @@ import { readImageFile } from '../io/image.js';
 import { OpenVla } from '../models/openvla.js';
 import { openVlaPrompt, withTrailingSpaceToken } from '../models/prompt.js';
 import { getBackend, type BackendName } from '../tensor/backends/index.js';
+import { progressBar } from './progress.js';
 
 const HELP = `usage: sqap-vla act --model DIR --image FILE (--instruction TEXT | --input-ids 1,2,3)
                     [--unnorm-key KEY] [--backend auto|ref|native] [--json]
@@ -44,7 +45,9 @@ export async function runActCommand(argv: string[]): Promise<number> {
   }
   const backend = getBackend(parseBackendName(values.backend!));
   const loadStart = performance.now();
-  const model = OpenVla.load(values.model, backend);
+  let bar: ReturnType<typeof progressBar> | undefined;
+  const model = OpenVla.load(values.model, backend, { onProgress: (done, total) => (bar ??= progressBar('loading', total, 'tensors')).update(done) });
+  bar?.stop();
   const loadMs = performance.now() - loadStart;
   const image = readImageFile(values.image);
   const inputIds = values['input-ids'] !== undefined ? parseIds(values['input-ids']) : await instructionIds(values.model, values.instruction!);

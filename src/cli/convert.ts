@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { convertCheckpoint, type FloatDType } from '../io/convert.js';
+import { progressBar } from './progress.js';
 
 const HELP = `usage: sqap-vla convert --model DIR --out DIR [--dtype bf16|f16|f32] [--max-shard-size 5GB] [--json]
 
@@ -29,7 +30,13 @@ export async function runConvertCommand(argv: string[]): Promise<number> {
   const dtype = values.dtype as FloatDType;
   if (!['bf16', 'f16', 'f32'].includes(dtype)) throw new UserError(`unknown --dtype '${values.dtype}' (choose bf16, f16 or f32)`);
   const maxShardBytes = parseSize(values['max-shard-size']!);
-  const result = convertCheckpoint(values.model, values.out, { dtype, maxShardBytes });
+  let bar: ReturnType<typeof progressBar> | undefined;
+  const result = convertCheckpoint(values.model, values.out, {
+    dtype,
+    maxShardBytes,
+    onProgress: (done, total) => (bar ??= progressBar('convert', total, 'tensors')).update(done),
+  });
+  bar?.stop();
   if (values.json) console.log(JSON.stringify({ out: values.out, dtype, ...result }));
   else console.log(`wrote ${values.out}: ${result.shards} shard(s), ${(result.bytes / 2 ** 20).toFixed(2)} MiB of ${dtype} weights`);
   return 0;

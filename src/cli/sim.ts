@@ -2,8 +2,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import cliProgress from 'cli-progress';
 import { UserError } from '../errors.js';
+import { progressBar } from './progress.js';
 import type { RecordSummary } from '../sim/record.js';
 import type { PolicySpec, RunProgress, RunSummary } from '../sim/runner.js';
 import type { TaskInfo } from '../sim/types.js';
@@ -150,21 +150,10 @@ function parsePolicy(name: string | undefined, optionsJson: string | undefined):
   return { module: resolve(policy), ...(options !== undefined ? { options } : {}) };
 }
 
-/** A progress bar on stderr when it is a terminal; nothing otherwise (logs and pipes stay clean). */
-function progressBar(label: string, total: number): { onProgress?: (progress: RunProgress) => void; stop: () => void } {
-  if (!process.stderr.isTTY) return { stop: () => {} };
-  const bar = new cliProgress.SingleBar(
-    {
-      stream: process.stderr,
-      format: `${label} [{bar}] {value}/{total} episodes | {successes} succeeded | {duration_formatted} elapsed, ETA {eta_formatted}`,
-      hideCursor: true,
-      clearOnComplete: true,
-      etaBuffer: 20,
-    },
-    cliProgress.Presets.shades_classic,
-  );
+/** The episode progress bar of run and record (see progress.ts: stderr terminals only). */
+function episodeProgress(label: string, total: number): { onProgress: (progress: RunProgress) => void; stop: () => void } {
+  const bar = progressBar(label, total, 'episodes', ' | {successes} succeeded', { successes: 0 });
   let successes = 0;
-  bar.start(total, 0, { successes });
   return {
     onProgress: ({ done, result }) => {
       if (result.success) successes++;
@@ -270,7 +259,7 @@ async function runCommand(argv: string[]): Promise<number> {
   if (frames) mkdirSync(frames, { recursive: true });
 
   const { runEpisodes } = await import('../sim/runner.js');
-  const progress = progressBar('sim run', tasks.length * episodes);
+  const progress = episodeProgress('sim run', tasks.length * episodes);
   let summary: RunSummary;
   try {
     summary = await runEpisodes({
@@ -349,7 +338,7 @@ async function recordCommand(argv: string[]): Promise<number> {
   const out = resolve(values.out);
 
   const { recordDemonstrations } = await import('../sim/record.js');
-  const progress = progressBar('sim record', tasks.length * episodes);
+  const progress = episodeProgress('sim record', tasks.length * episodes);
   let summary: RecordSummary;
   try {
     summary = await recordDemonstrations({

@@ -93,15 +93,29 @@ export class OpenVla {
     readonly path: string,
   ) {}
 
-  /** Load from a checkpoint directory (config.json, preprocessor_config.json, safetensors). */
-  static load(dir: string, backend: Backend): OpenVla {
+  /**
+   * Load from a checkpoint directory (config.json, preprocessor_config.json, safetensors). Weights keep their stored
+   * dtype (a BF16 checkpoint stays BF16 in memory). `onProgress(done, total)` counts tensors read.
+   */
+  static load(dir: string, backend: Backend, options: { onProgress?: (done: number, total: number) => void } = {}): OpenVla {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`model directory not found: ${dir}`);
     const configPath = nodePath.join(dir, 'config.json');
     const config = parseOpenVlaConfig(readJsonFile(configPath, 'model config'), configPath);
     const preprocessor = parsePreprocessorConfig(readJsonFile(nodePath.join(dir, 'preprocessor_config.json'), 'preprocessor config'));
     const checkpoint = Checkpoint.open(dir);
     try {
-      const source: TensorSource = { description: `checkpoint ${dir}`, keys: () => checkpoint.keys(), has: (n) => checkpoint.has(n), read: (n) => checkpoint.read(n) };
+      const total = checkpoint.keys().length;
+      let done = 0;
+      const source: TensorSource = {
+        description: `checkpoint ${dir}`,
+        keys: () => checkpoint.keys(),
+        has: (n) => checkpoint.has(n),
+        read: (n) => {
+          const tensor = checkpoint.read(n);
+          options.onProgress?.(++done, total);
+          return tensor;
+        },
+      };
       const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
       const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
       const projector = Projector.load(scoped(source, 'projector'), backend);
