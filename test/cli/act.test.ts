@@ -61,6 +61,32 @@ test('act errors are one line and a non-zero exit', () => {
   }
 });
 
+test('act reads JPEG input, and a file that is no image is one clear error', async () => {
+  const { default: jpeg } = await import('jpeg-js');
+  const { readImageFile } = await import('../../src/io/image.js');
+  const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'sqap-act-jpeg-'));
+  try {
+    const image = readImageFile(fixturePath('tiny-openvla', 'image.png'));
+    const rgba = new Uint8Array(image.width * image.height * 4);
+    for (let p = 0; p < image.width * image.height; p++) rgba.set([...image.data.subarray(3 * p, 3 * p + 3), 255], 4 * p);
+    const jpegPath = nodePath.join(dir, 'frame.jpg');
+    fs.writeFileSync(jpegPath, jpeg.encode({ width: image.width, height: image.height, data: rgba }, 95).data);
+    const r = cli(['act', '--model', fixturePath('tiny-openvla'), '--image', jpegPath, '--input-ids', expected.input_ids.join(','), '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const out = lastJson(r.stdout) as { action_token_ids: number[]; action: number[] };
+    assert.equal(out.action_token_ids.length, 7);
+    assert.ok(out.action_token_ids.every((id) => id >= 512 - 256 && id < 512), `action tokens ${out.action_token_ids}`);
+    const notImage = nodePath.join(dir, 'notes.png');
+    fs.writeFileSync(notImage, 'not an image');
+    const bad = cli(['act', '--model', fixturePath('tiny-openvla'), '--image', notImage, '--input-ids', '1']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /notes\.png/);
+    assert.equal(bad.stderr.trim().split('\n').length, 1);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('inspect reports the architecture given by the fixture config', () => {
   const r = cli(['inspect', '--model', fixturePath('tiny-openvla'), '--json']);
   assert.equal(r.status, 0, r.stderr);
