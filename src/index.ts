@@ -1,0 +1,25 @@
+// The library API of sqap-vla (TypeScript sources, run through tsx or any TS-aware loader).
+export { UserError } from './errors.js';
+export type { Backend, WeightTensor, AttentionOptions, AttentionResult } from './tensor/backend.js';
+export { getBackend, availableBackends, type BackendName } from './tensor/backends/index.js';
+export { Tensor } from './tensor/tensor.js';
+export type { DType } from './tensor/dtype.js';
+export { Checkpoint } from './io/checkpoint.js';
+export { SafetensorsFile, writeSafetensors } from './io/safetensors.js';
+export { convertCheckpoint } from './io/convert.js';
+export { decodeImage, readImageFile, encodePng, writePng, type RgbImage } from './io/image.js';
+export { OpenVla, type PredictInput, type PredictResult } from './models/openvla.js';
+export { Llama, type LlamaHooks } from './models/llama.js';
+export { KVCache } from './models/kv-cache.js';
+export { VisionTransformer } from './models/vit.js';
+export { loadTokenizer, builtinLlama2Tokenizer, type Tokenizer } from './models/tokenizer.js';
+export { openVlaPrompt, withTrailingSpaceToken, LLAMA2_SPACE_TOKEN_ID } from './models/prompt.js';
+export { writeSyntheticOpenVla, TINY_SIZES, OPENVLA_7B_SIZES } from './models/synthetic.js';
+export { createEnv } from './sim/env.js';
+export { listTasks, getTask, SUITES } from './sim/tasks.js';
+export { createExpert } from './sim/experts.js';
+export { runEpisode } from './sim/episode.js';
+export { runEpisodes } from './sim/runner.js';
+export { recordDemonstrations, openDemonstrations } from './sim/record.js';
+export { cameraFromMujoco, projectPoints } from './sim/camera.js';
+export type { Observation, Policy, Action, Env, TaskInfo, CameraParams, EpisodeResult } from './sim/types.js';
