@@ -6,7 +6,7 @@ import nodePath from 'node:path';
 import { castFloat, type FloatDType } from '../io/convert.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { mulberry32, standardNormal } from '../random.js';
-import { Tensor } from '../tensor/tensor.js';
+import { shapeSize, Tensor } from '../tensor/tensor.js';
 
 export interface SyntheticSizes {
   imageSize: number;
@@ -30,6 +30,44 @@ export const TINY_SIZES: SyntheticSizes = {
   llmHidden: 64, llmLayers: 3, llmHeads: 4, llmKvHeads: 4, llmIntermediate: 160, vocabSize: 576,
 };
 
+/** Fill and write the tensors shard by shard (a single model.safetensors when everything fits in one). */
+function writeShards(dir: string, specs: TensorSpec[], options: SyntheticOptions): void {
+  const dtype = options.dtype ?? 'f32';
+  const bytesPer = dtype === 'f32' ? 4 : 2;
+  const maxShardBytes = options.maxShardBytes ?? 2e9;
+  const shards: TensorSpec[][] = [[]];
+  let shardBytes = 0;
+  for (const spec of specs) {
+    const bytes = shapeSize(spec.shape) * bytesPer;
+    if (shards[shards.length - 1].length > 0 && shardBytes + bytes > maxShardBytes) {
+      shards.push([]);
+      shardBytes = 0;
+    }
+    shards[shards.length - 1].push(spec);
+    shardBytes += bytes;
+  }
+  const totalBytes = specs.reduce((a, spec) => a + shapeSize(spec.shape) * bytesPer, 0);
+  const uniform = mulberry32(options.seed ?? 1);
+  const weightMap: Record<string, string> = {};
+  let doneBytes = 0;
+  shards.forEach((shard, i) => {
+    const file = shards.length === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
+    const tensors: Record<string, Tensor> = {};
+    for (const spec of shard) {
+      const t = Tensor.zeros(spec.shape);
+      for (let j = 0; j < t.size; j++) t.data[j] = spec.offset + spec.scale * standardNormal(uniform);
+      tensors[spec.name] = castFloat(t, dtype);
+      weightMap[spec.name] = file;
+      doneBytes += t.size * bytesPer;
+      options.onProgress?.(doneBytes, totalBytes);
+    }
+    writeSafetensors(nodePath.join(dir, file), tensors, { format: 'pt' });
+  });
+  if (shards.length > 1) {
+    fs.writeFileSync(nodePath.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 1));
+  }
+}
+
 /** OpenVLA-7B: DINOv2-L/14-reg4 + SigLIP-SO400M/14 at 224 px (24 + 27 blocks), Llama-2-7B, vocab 32064. */
 export const OPENVLA_7B_SIZES: SyntheticSizes = {
   imageSize: 224, patchSize: 14, vitWidths: [1024, 1152], vitDepths: [24, 27], vitHeads: [16, 16], vitMlp: [4096, 4304],
@@ -37,16 +75,25 @@ export const OPENVLA_7B_SIZES: SyntheticSizes = {
 };
 
 
-export function writeSyntheticOpenVla(dir: string, sizes: SyntheticSizes, options: { seed?: number; dtype?: FloatDType } = {}): void {
-  const uniform = mulberry32(options.seed ?? 1);
-  const normal = () => standardNormal(uniform);
-  const dtype = options.dtype ?? 'f32';
-  const tensors: Record<string, Tensor> = {};
-  const add = (name: string, shape: number[], scale: number, offset = 0) => {
-    const t = Tensor.zeros(shape);
-    for (let i = 0; i < t.size; i++) t.data[i] = offset + scale * normal();
-    tensors[name] = castFloat(t, dtype);
-  };
+export interface SyntheticOptions {
+  seed?: number;
+  dtype?: FloatDType;
+  /** shard size bound in bytes; tensors are generated one shard at a time, so memory stays near one shard */
+  maxShardBytes?: number;
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+/** What one tensor is filled with: offset + scale * N(0, 1). */
+interface TensorSpec {
+  name: string;
+  shape: number[];
+  scale: number;
+  offset: number;
+}
+
+export function writeSyntheticOpenVla(dir: string, sizes: SyntheticSizes, options: SyntheticOptions = {}): void {
+  const specs: TensorSpec[] = [];
+  const add = (name: string, shape: number[], scale: number, offset = 0) => specs.push({ name, shape, scale, offset });
   const linear = (name: string, out: number, inp: number, bias = true) => {
     add(`${name}.weight`, [out, inp], 1 / Math.sqrt(inp));
     if (bias) add(`${name}.bias`, [out], 0.02);
@@ -103,7 +150,7 @@ export function writeSyntheticOpenVla(dir: string, sizes: SyntheticSizes, option
   linear('language_model.lm_head', sizes.vocabSize, h, false);
 
   fs.mkdirSync(dir, { recursive: true });
-  writeSafetensors(nodePath.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  writeShards(dir, specs, options);
   const stats = (v: number) => Array(7).fill(v);
   const config = {
     architectures: ['OpenVLAForActionPrediction'],
