@@ -1,11 +1,13 @@
 // linear (x [M,K] · w [N,K]ᵀ) throughput of the native backend next to ref, on OpenVLA-7B's Llama shapes, measured in
 // one run. M=1 is a decode step (GEMV, memory-bound); M=290 is the prefill of ~256 visual + ~34 text tokens
-// (compute-bound). Run: npx tsx bench/gemm.ts [--quick]
+// (compute-bound). Ends with the tiny-openvla policy-step latency per backend (bench/step.ts).
+// Run: npx tsx bench/gemm.ts [--quick]
 import type { Backend, WeightTensor } from '../src/tensor/backend.js';
 import { refBackend } from '../src/tensor/backends/ref.js';
 import { nativeBackend, nativeInfo, nativeLoadError } from '../src/tensor/backends/native.js';
 import { f32ToBf16 } from '../src/tensor/dtype.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { printStepLatency } from './step.js';
 
 const quick = process.argv.includes('--quick');
 
@@ -79,6 +81,8 @@ function main(): void {
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   console.log(line(header));
   for (const row of rows) console.log(line(row));
+  console.log('');
+  printStepLatency('models/tiny-openvla', quick ? 10 : 30);
 }
 
 main();
