@@ -174,7 +174,10 @@ export class Llama {
     return { logits: bk.linear(rows, this.weights.lmHead), hidden };
   }
 
-  /** Greedy decoding: prefix embeds [T, D] -> `maxNewTokens` ids (argmax at each step, KV cache reused). */
+  /**
+   * Greedy decoding: prefix embeds [T, D] -> `maxNewTokens` ids (argmax at each step, KV cache reused). `hooks`
+   * observe the prefix pass only (where token pruning reads attention); decode steps run without them.
+   */
   generateGreedy(prefix: Tensor<'f32'>, maxNewTokens: number, hooks?: LlamaHooks): { ids: number[]; cache: KVCache } {
     const cache = this.newCache();
     const ids: number[] = [];
