@@ -6,6 +6,7 @@ import { UserError } from '../errors.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { parseOpenVlaConfig } from '../models/openvla.js';
+import { checkpointSource, countBlocks } from '../models/weights.js';
 import { shapeSize } from '../tensor/tensor.js';
 
 const HELP = `usage: sqap-vla inspect --model DIR [--json]
@@ -42,14 +43,14 @@ export async function runInspectCommand(argv: string[]): Promise<number> {
   const configPath = nodePath.join(values.model, 'config.json');
   const config = parseOpenVlaConfig(readJsonFile(configPath, 'model config'), configPath);
   const checkpoint = Checkpoint.open(values.model);
+  const source = checkpointSource(checkpoint);
   try {
     const components = COMPONENTS.map(([prefix, name]) => summarize(checkpoint, prefix, name)).filter((c) => c.parameters > 0);
     const vitDetails = (c: ComponentSummary, i: number) => {
       const prefix = COMPONENTS[i][0];
       const conv = checkpoint.info(`${prefix}patch_embed.proj.weight`).shape;
       const pos = checkpoint.info(`${prefix}pos_embed`).shape;
-      let depth = 0;
-      while (checkpoint.has(`${prefix}blocks.${depth}.norm1.weight`)) depth++;
+      const depth = countBlocks(source, `${prefix}blocks`, 'norm1.weight');
       const prefixTokens = (checkpoint.has(`${prefix}cls_token`) ? 1 : 0) + (checkpoint.has(`${prefix}reg_token`) ? checkpoint.info(`${prefix}reg_token`).shape[1] : 0);
       c.details = {
         timm_id: config.timmModelIds[i],
@@ -71,8 +72,7 @@ export async function runInspectCommand(argv: string[]): Promise<number> {
       }
       if (c.name === 'language model') {
         const t = config.textConfig;
-        let layers = 0;
-        while (checkpoint.has(`language_model.model.layers.${layers}.input_layernorm.weight`)) layers++;
+        const layers = countBlocks(source, 'language_model.model.layers', 'input_layernorm.weight');
         const [vocab, hidden] = checkpoint.info('language_model.model.embed_tokens.weight').shape;
         c.details = {
           layers,

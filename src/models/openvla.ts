@@ -13,7 +13,7 @@ import { Llama, type LlamaHooks } from './llama.js';
 import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } from './preprocess.js';
 import { Projector } from './projector.js';
 import { VisionTransformer } from './vit.js';
-import { scoped, type TensorSource } from './weights.js';
+import { checkpointSource, scoped } from './weights.js';
 
 /** Action tokens OpenVLA generates: one per action dimension. */
 export const ACTION_DIMS = 7;
@@ -106,16 +106,7 @@ export class OpenVla {
     try {
       const total = checkpoint.keys().length;
       let done = 0;
-      const source: TensorSource = {
-        description: `checkpoint ${dir}`,
-        keys: () => checkpoint.keys(),
-        has: (n) => checkpoint.has(n),
-        read: (n) => {
-          const tensor = checkpoint.read(n);
-          options.onProgress?.(++done, total);
-          return tensor;
-        },
-      };
+      const source = checkpointSource(checkpoint, () => options.onProgress?.(++done, total));
       const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
       const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
       const projector = Projector.load(scoped(source, 'projector'), backend);

@@ -51,10 +51,11 @@ export function loadVit(source: TensorSource, heads: number): { config: VitConfi
   const depth = countBlocks(source, 'blocks', 'norm1.weight');
   const posEmbed = readWeight(source, 'pos_embed').asF32Tensor();
   const classToken = source.has('cls_token');
-  const registers = source.has('reg_token') ? source.read('reg_token').shape[1] : 0;
+  const regTokens = source.has('reg_token') ? readWeight(source, 'reg_token', [1, undefined, width]) : undefined;
+  const registers = regTokens ? regTokens.shape[1] : 0;
   const prefix: Tensor<'f32'>[] = [];
   if (classToken) prefix.push(readWeight(source, 'cls_token', [1, 1, width]).asF32Tensor().reshape([1, width]));
-  if (registers) prefix.push(readWeight(source, 'reg_token', [1, registers, width]).asF32Tensor().reshape([registers, width]));
+  if (regTokens) prefix.push(regTokens.asF32Tensor().reshape([registers, width]));
   const nPrefix = prefix.length ? concatRows(prefix).shape[0] : 0;
   const posRows = posEmbed.shape[1];
   // timm no_embed_class models (DINOv2-reg) store positions for patches only; others have rows for prefix tokens too.

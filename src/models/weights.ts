@@ -1,6 +1,7 @@
 import type { WeightTensor } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
+import type { Checkpoint } from '../io/checkpoint.js';
 
 /** Where model code gets its tensors: a checkpoint, a prefix of one, or an in-memory map in tests. */
 export interface TensorSource {
@@ -18,6 +19,20 @@ export function scoped(source: TensorSource, prefix: string): TensorSource {
     keys: () => source.keys().filter((k) => k.startsWith(head)).map((k) => k.slice(head.length)),
     has: (name) => source.has(head + name),
     read: (name) => source.read(head + name),
+  };
+}
+
+/** A checkpoint as a TensorSource; `onRead` is told of every tensor read (for progress). */
+export function checkpointSource(checkpoint: Checkpoint, onRead?: () => void): TensorSource {
+  return {
+    description: `checkpoint ${checkpoint.path}`,
+    keys: () => checkpoint.keys(),
+    has: (name) => checkpoint.has(name),
+    read: (name) => {
+      const tensor = checkpoint.read(name);
+      onRead?.();
+      return tensor;
+    },
   };
 }
 

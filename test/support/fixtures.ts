@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { Checkpoint } from '../../src/io/checkpoint.js';
-import type { TensorSource } from '../../src/models/weights.js';
+import { mapSource, type TensorSource } from '../../src/models/weights.js';
 
 export const FIXTURES_DIR = nodePath.join(nodePath.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 
@@ -27,7 +27,7 @@ export function fixtureWeights(name: string): TensorSource {
   const checkpoint = Checkpoint.open(fixturePath(name));
   const tensors = Object.fromEntries(checkpoint.keys().map((k) => [k, checkpoint.read(k)]));
   checkpoint.close();
-  return { description: `fixture ${name}`, keys: () => Object.keys(tensors), has: (n) => n in tensors, read: (n) => tensors[n] };
+  return mapSource(tensors, `fixture ${name}`);
 }
 
 /** Largest |a - b| over two equally long arrays; throws on a length mismatch. */
