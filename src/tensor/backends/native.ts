@@ -5,6 +5,8 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { AttentionOptions, AttentionResult, Backend, WeightTensor } from '../backend.js';
+import { dequantizeWeight, floatFormat, isQuantizedWeight } from '../formats.js';
+import * as refInt from './ref-int.js';
 import { sameShape, shapeSize, Tensor } from '../tensor.js';
 
 export type NativeIsa = 'generic' | 'avx2' | 'avx512';
@@ -23,7 +25,7 @@ export interface NativeInfo {
 
 type WeightArray = Float32Array | Uint16Array;
 
-/** The addon's exports (native/binding.cc). Weight type codes: 0 f32, 1 bf16, 2 f16. Outputs are passed in. */
+/** The addon's exports (native/binding.cc). Weight type codes: WEIGHT_FORMATS (src/tensor/formats.ts). Outputs are passed in. */
 interface Addon {
   linear(out: Float32Array, x: Float32Array, w: WeightArray, wType: number, bias: WeightArray | null,
     biasType: number, M: number, K: number, N: number): void;
@@ -65,12 +67,8 @@ function check(condition: boolean, message: () => string): asserts condition {
   if (!condition) throw new Error(`native backend: ${message()}`);
 }
 
-const WEIGHT_TYPE = { f32: 0, bf16: 1, f16: 2 } as const;
-
 function weightType(w: WeightTensor): number {
-  const code = WEIGHT_TYPE[w.dtype as keyof typeof WEIGHT_TYPE];
-  check(code !== undefined, () => `weights must be f32, bf16 or f16, got ${w.dtype}`);
-  return code;
+  return floatFormat(w.dtype).code;
 }
 
 function lastDim(x: Tensor): number {
@@ -89,6 +87,10 @@ function makeBackend(native: Addon): Backend {
 
     // x [..., K] · w [N,K]ᵀ + bias [N] -> [..., N]
     linear(x, w, bias) {
+      if (isQuantizedWeight(w)) {
+        // TEMPORARY until the native integer kernels land: dequantize with the reference and run the f32 kernel
+        return this.linear(x, Tensor.f32(w.shape, dequantizeWeight(w)), bias);
+      }
       check(w.rank === 2 && lastDim(x) === w.shape[1], () => `linear: x ${x} does not match w ${w}`);
       const [n, k] = w.shape;
       check(!bias || bias.size === n, () => `linear: bias ${bias} does not match w ${w}`);
@@ -178,6 +180,13 @@ function makeBackend(native: Addon): Backend {
         probs: probs ? Tensor.f32([qHeads, tokens, keys], probs) : undefined,
       };
     },
+
+    // TEMPORARY until the native integer kernels land: the reference integer ops (bit-identical by definition)
+    quantizeActivations: refInt.quantizeActivations,
+    linearInt: refInt.linearInt,
+    linearIntAccumulators: refInt.linearIntAccumulators,
+    fwht: refInt.fwht,
+    attentionInt: refInt.attentionInt,
   };
 }
 
