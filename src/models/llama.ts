@@ -1,10 +1,14 @@
 // Llama decoder as transformers' LlamaForCausalLM computes it: RMSNorm (f32), RoPE (rotate_half), grouped-query
 // attention, SwiGLU MLP, final norm, untied lm_head; a KV cache for greedy decoding. Intermediates are reported
 // through hooks under fixed names so tests, debugging and token pruning can read them.
-import type { Backend, WeightTensor } from '../tensor/backend.js';
+// An optional LlamaQuantization runs the same decoder on integer kernels (W8A8/W4A8/W4A4) and/or with QuaRot
+// rotations (src/quant/rotate.ts writes the rotated weights; docs/quantization.md describes both).
+import type { AttentionResult, Backend, LinearWeight, QuantizedActivations, WeightTensor } from '../tensor/backend.js';
+import { isQuantizedWeight as isQuantized } from '../tensor/formats.js';
 import { Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
 import { KVCache } from './kv-cache.js';
+import { QuantizedKVCache, type DecoderCache } from './kv-cache-quant.js';
 import { countBlocks, readWeight, type TensorSource } from './weights.js';
 
 export interface LlamaConfig {
@@ -21,17 +25,50 @@ export interface LlamaConfig {
   eosTokenId: number;
 }
 
-interface LlamaLayer {
+export interface LlamaLayer {
   inputNorm: WeightTensor;
-  q: WeightTensor;
-  k: WeightTensor;
-  v: WeightTensor;
-  o: WeightTensor;
+  q: LinearWeight;
+  k: LinearWeight;
+  v: LinearWeight;
+  o: LinearWeight;
   postAttentionNorm: WeightTensor;
-  gate: WeightTensor;
-  up: WeightTensor;
-  down: WeightTensor;
+  gate: LinearWeight;
+  up: LinearWeight;
+  down: LinearWeight;
 }
+
+/** The names of a layer's linears, in checkpoint order. */
+export const LLAMA_LINEARS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+export type LlamaLinearName = (typeof LLAMA_LINEARS)[number];
+
+/**
+ * How a quantized and/or rotated decoder runs (weights are prepared by src/quant). Without it the decoder is
+ * transformers' function on float weights.
+ */
+export interface LlamaQuantization {
+  /**
+   * Bits of the activations fed to every linear (quantized per token, dynamic, symmetric), of Q and K for QKᵀ
+   * (per token and head) and of the cached K/V; 16 keeps activations and attention in float (weight-only schemes
+   * and `had` alone). Below 16 every linear weight must be a QuantizedWeight.
+   */
+  activationBits: 4 | 8 | 16;
+  /** activation absolute maxima are multiplied by this before the scale is taken (default 1) */
+  clipRatio?: number;
+  /**
+   * QuaRot rotations (src/quant/rotate.ts): the weights were rotated offline; online, the residual stream is
+   * rotated by Q = diag(signs)·H at the decoder input and back before the final norm, down_proj's input gets a
+   * block Hadamard, and Q/K get a per-head Hadamard before they are quantized.
+   */
+  rotation?: { residualSigns: Tensor<'f32'> };
+}
+
+/** Hadamard block order used for a width: the largest power of two dividing it (src/quant/hadamard.ts). */
+export function hadamardBlockFor(width: number): number {
+  return width & -width;
+}
+
+/** The input of a linear: float rows, or rows already quantized (shared by q/k/v and by gate/up). */
+type LinearInput = Tensor<'f32'> | QuantizedActivations;
 
 export interface LlamaWeights {
   embedTokens: WeightTensor;
@@ -42,7 +79,9 @@ export interface LlamaWeights {
 
 /**
  * Observers of one forward pass. Names of captured intermediates (layer = -1 for model-level ones):
- * 'embeddings' [T,D], 'attn_out' [T,D], 'layer_out' [T,D] (residual stream after the layer), 'final_norm' [T,D].
+ * 'embeddings' [T,D], 'attn_out' [T,D], 'layer_out' [T,D] (residual stream after the layer, rotated when the
+ * decoder is), 'final_norm' [T,D]. When activations are float, also the inputs of the linears (what calibration
+ * reads): 'attn_in' [T,D] (q/k/v), 'o_in' [T,Hq*Dh], 'mlp_in' [T,D] (gate/up), 'down_in' [T,F].
  */
 export interface LlamaHooks {
   capture?(name: string, layer: number, tensor: Tensor<'f32'>): void;
@@ -119,6 +158,7 @@ export class Llama {
     readonly config: LlamaConfig,
     readonly weights: LlamaWeights,
     readonly backend: Backend,
+    readonly quantization?: LlamaQuantization,
   ) {}
 
   static load(source: TensorSource, textConfig: Record<string, unknown>, backend: Backend): Llama {
@@ -126,7 +166,9 @@ export class Llama {
     return new Llama(config, weights, backend);
   }
 
-  newCache(): KVCache {
+  newCache(): DecoderCache {
+    const bits = this.quantization?.activationBits;
+    if (bits !== undefined && bits < 16) return new QuantizedKVCache(this.config.layers, this.config.kvHeads, this.config.headDim, bits as 4 | 8);
     return new KVCache(this.config.layers, this.config.kvHeads, this.config.headDim);
   }
 
@@ -141,7 +183,7 @@ export class Llama {
    */
   forward(
     embeds: Tensor<'f32'>,
-    cache: KVCache,
+    cache: DecoderCache,
     options: { logits?: LogitsMode; hooks?: LlamaHooks } = {},
   ): { logits?: Tensor<'f32'>; hidden: Tensor<'f32'> } {
     const { hooks, logits = 'last' } = options;
@@ -149,24 +191,35 @@ export class Llama {
     const { heads, kvHeads, headDim, rmsNormEps, ropeTheta } = this.config;
     const tokens = embeds.shape[0];
     const positions = cache.takePositions(tokens);
+    const rotation = this.quantization?.rotation;
     let x = embeds;
     hooks?.capture?.('embeddings', -1, x);
+    // rotated decoder: x·Q = (x ⊙ s)·H
+    if (rotation) x = bk.fwht(bk.scaleChannels(x, rotation.residualSigns), hadamardBlockFor(x.shape[1]));
     this.weights.layers.forEach((layer, i) => {
-      const h = bk.rmsNorm(x, layer.inputNorm, rmsNormEps);
-      const q = bk.rope(bk.linear(h, layer.q).reshape([tokens, heads, headDim]), positions, ropeTheta);
-      const k = bk.rope(bk.linear(h, layer.k).reshape([tokens, kvHeads, headDim]), positions, ropeTheta);
-      const v = bk.linear(h, layer.v).reshape([tokens, kvHeads, headDim]);
-      const [keys, values] = cache.append(i, k, v);
+      const h = this.linearInput(x, layer.inputNorm);
+      this.captureInput(hooks, 'attn_in', i, h);
+      const q = bk.rope(this.project(h, layer.q).reshape([tokens, heads, headDim]), positions, ropeTheta);
+      const k = bk.rope(this.project(h, layer.k).reshape([tokens, kvHeads, headDim]), positions, ropeTheta);
+      const v = this.project(h, layer.v).reshape([tokens, kvHeads, headDim]);
       const wantProbs = hooks?.wantAttention?.(i) ?? false;
-      const attention = bk.attention(q, keys, values, { causal: true, returnProbs: wantProbs });
+      const attention = this.attend(i, q, k, v, cache, wantProbs);
       if (attention.probs) hooks?.onAttention?.(i, attention.probs);
-      const attnOut = bk.linear(attention.out, layer.o);
+      const oIn = this.linearInput(attention.out);
+      this.captureInput(hooks, 'o_in', i, oIn);
+      const attnOut = this.project(oIn, layer.o);
       hooks?.capture?.('attn_out', i, attnOut);
       x = bk.add(x, attnOut);
-      const m = bk.rmsNorm(x, layer.postAttentionNorm, rmsNormEps);
-      x = bk.add(x, bk.linear(bk.siluMul(bk.linear(m, layer.gate), bk.linear(m, layer.up)), layer.down));
+      const m = this.linearInput(x, layer.postAttentionNorm);
+      this.captureInput(hooks, 'mlp_in', i, m);
+      const gated = bk.siluMul(this.project(m, layer.gate), this.project(m, layer.up));
+      const downIn = this.linearInput(gated, undefined, rotation ? hadamardBlockFor(gated.shape[1]) : undefined);
+      this.captureInput(hooks, 'down_in', i, downIn);
+      x = bk.add(x, this.project(downIn, layer.down));
       hooks?.capture?.('layer_out', i, x);
     });
+    // back to the stored basis: x·Qᵀ = (x·H) ⊙ s
+    if (rotation) x = bk.scaleChannels(bk.fwht(x, hadamardBlockFor(x.shape[1])), rotation.residualSigns);
     const hidden = bk.rmsNorm(x, this.weights.norm, rmsNormEps);
     hooks?.capture?.('final_norm', -1, hidden);
     if (logits === 'none') return { hidden };
@@ -178,7 +231,7 @@ export class Llama {
    * Greedy decoding: prefix embeds [T, D] -> `maxNewTokens` ids (argmax at each step, KV cache reused). `hooks`
    * observe the prefix pass only (where token pruning reads attention); decode steps run without them.
    */
-  generateGreedy(prefix: Tensor<'f32'>, maxNewTokens: number, hooks?: LlamaHooks): { ids: number[]; cache: KVCache } {
+  generateGreedy(prefix: Tensor<'f32'>, maxNewTokens: number, hooks?: LlamaHooks): { ids: number[]; cache: DecoderCache } {
     const cache = this.newCache();
     const ids: number[] = [];
     let next = prefix;
@@ -189,6 +242,54 @@ export class Llama {
       next = this.embed(Int32Array.of(id));
     }
     return { ids, cache };
+  }
+
+  /**
+   * x [T,K] -> the input of a linear: RMSNorm with `norm` when given, then a block Hadamard of order
+   * `hadamardBlock` when given, then (A8/A4) per-token quantization, fused in one Backend call.
+   */
+  private linearInput(x: Tensor<'f32'>, norm?: WeightTensor, hadamardBlock?: number): LinearInput {
+    const bk = this.backend;
+    const bits = this.quantization?.activationBits ?? 16;
+    const eps = this.config.rmsNormEps;
+    if (bits < 16) {
+      return bk.quantizeActivations(x, {
+        bits: bits as 4 | 8,
+        rmsNorm: norm ? { weight: norm, eps } : undefined,
+        hadamardBlock,
+        clipRatio: this.quantization?.clipRatio,
+      });
+    }
+    let y = norm ? bk.rmsNorm(x, norm, eps) : x;
+    if (hadamardBlock !== undefined) y = bk.fwht(y, hadamardBlock);
+    return y;
+  }
+
+  /** input [T,K] · wᵀ -> [T,N]: integer GEMM for quantized rows, else float (a QuantizedWeight is W4A16/W8A16) */
+  private project(input: LinearInput, w: LinearWeight): Tensor<'f32'> {
+    if (input instanceof Tensor) return this.backend.linear(input, w);
+    if (!isQuantized(w)) throw new Error('Llama: quantized activations need quantized weights');
+    return this.backend.linearInt(input, w);
+  }
+
+  private captureInput(hooks: LlamaHooks | undefined, name: string, layer: number, input: LinearInput): void {
+    if (hooks?.capture && input instanceof Tensor) hooks.capture(name, layer, input);
+  }
+
+  /**
+   * q [T,Hq,Dh], k/v [T,Hkv,Dh] after RoPE -> attention over the cache. Float, or (A8/A4) on integers: Q and K
+   * quantized per token and head (after a per-head Hadamard when rotated), V per token and head, K/V cached as codes.
+   */
+  private attend(layer: number, q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, cache: DecoderCache, returnProbs: boolean): AttentionResult {
+    const bk = this.backend;
+    if (cache instanceof KVCache) {
+      const [keys, values] = cache.append(layer, k, v);
+      return bk.attention(q, keys, values, { causal: true, returnProbs });
+    }
+    const bits = cache.bits as 4 | 8;
+    const hadamardBlock = this.quantization?.rotation ? hadamardBlockFor(this.config.headDim) : undefined;
+    const [keys, values] = cache.append(layer, bk.quantizeActivations(k, { bits, hadamardBlock }), bk.quantizeActivations(v, { bits }));
+    return bk.attentionInt(bk.quantizeActivations(q, { bits, hadamardBlock }), keys, values, { causal: true, returnProbs });
   }
 }
 
