@@ -1,0 +1,80 @@
+// AVX512-VNNI integer GEMM: vpdpbusd on zmm (u8 weight bytes as packed, s8 activation codes broadcast 4 at a time),
+// non-saturating int32 accumulation; the driver subtracts the weights' +128 / +8 bias as bias · Σx per group.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "../../kernel_table.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
+#endif
+
+namespace sqap {
+
+namespace {
+
+struct Ops {
+  using V = __m512i;
+  using VF = __m512;
+  static constexpr int kLanes = 16;
+  static constexpr int kBiasI8 = 128;
+  static V zero() { return _mm512_setzero_si512(); }
+  static V load(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  static V bcast4(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  }
+  static V dot_i8(V acc, V w, V x) { return _mm512_dpbusd_epi32(acc, w, x); }
+  static V dot_u4(V acc, V w, V x) { return _mm512_dpbusd_epi32(acc, w, x); }
+  static V low4(V v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
+  static V high4(V v) { return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F)); }
+  static V sub(V a, V b) { return _mm512_sub_epi32(a, b); }
+  static V set1(int32_t v) { return _mm512_set1_epi32(v); }
+  static void store(int32_t* p, V v) { _mm512_storeu_si512(p, v); }
+  static VF tof(V v) { return _mm512_cvtepi32_ps(v); }
+  static VF fzero() { return _mm512_setzero_ps(); }
+  static VF fload(const float* p) { return _mm512_loadu_ps(p); }
+  static void fstore(float* p, VF v) { _mm512_storeu_ps(p, v); }
+  static VF fmul(VF a, VF b) { return _mm512_mul_ps(a, b); }
+  static VF fadd(VF a, VF b) { return _mm512_add_ps(a, b); }
+  static VF fset1(float v) { return _mm512_set1_ps(v); }
+};
+
+#include "../int_gemm.h"
+
+}  // namespace
+
+// 6 rows × 64 columns: 24 zmm accumulators + 4 weight vectors + 1 broadcast of the 32 registers
+void int_gemm_avx512vnni(const IntGemmArgs& a, int b0, int b1) {
+  if (a.i4) int_columns<Ops, true, 6, 4>(a, b0, b1);
+  else int_columns<Ops, false, 6, 4>(a, b0, b1);
+}
+
+}  // namespace sqap
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else  // not x86-64 GCC/Clang
+
+namespace sqap {
+void int_gemm_avx512vnni(const IntGemmArgs& a, int b0, int b1) { int_gemm_generic(a, b0, b1); }
+}
+
+#endif
