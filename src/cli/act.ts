@@ -1,13 +1,15 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { readImageFile } from '../io/image.js';
-import { OpenVla } from '../models/openvla.js';
+import { loadPolicy } from '../policy.js';
+import { parseVariant } from '../variant.js';
+import { calibrationIfNeeded } from './calibration.js';
 import { openVlaPrompt, withTrailingSpaceToken } from '../models/prompt.js';
 import { getBackend, type BackendName } from '../tensor/backends/index.js';
 import { progressBar } from './progress.js';
 
 const HELP = `usage: sqap-vla act --model DIR --image FILE (--instruction TEXT | --input-ids 1,2,3)
-                    [--unnorm-key KEY] [--backend auto|ref|native] [--json]
+                    [--variant V] [--calib DIR] [--unnorm-key KEY] [--backend auto|ref|native] [--json]
 
 Runs an OpenVLA-style checkpoint (Hugging Face layout) on one image and prints the 7-D action.
   --model DIR         checkpoint directory: config.json, preprocessor_config.json, model.safetensors(.index.json)
@@ -15,6 +17,9 @@ Runs an OpenVLA-style checkpoint (Hugging Face layout) on one image and prints t
   --instruction TEXT  task instruction; the prompt is "In: What action should the robot take to <text>?\\nOut:"
                       tokenized with the checkpoint's tokenizer.json (or the built-in Llama-2 tokenizer)
   --input-ids IDS     prompt token ids used verbatim instead (BOS first; must end with the space token)
+  --variant V         configuration to run (default base): e.g. w4a4+had, w8a8+had+gptq (docs/quantization.md);
+                      a float checkpoint is quantized at load, a quantized one runs as stored
+  --calib DIR         GPTQ calibration inputs for a gptq variant (default: rendered testbed frames)
   --unnorm-key KEY    dataset statistics for un-normalization (needed when the checkpoint has several)
   --backend NAME      auto (native if built, else ref), ref, native; default auto
   --json              print one JSON object as the last line`;
@@ -28,6 +33,8 @@ export async function runActCommand(argv: string[]): Promise<number> {
       instruction: { type: 'string' },
       'input-ids': { type: 'string' },
       'unnorm-key': { type: 'string' },
+      variant: { type: 'string', default: 'base' },
+      calib: { type: 'string' },
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -46,7 +53,10 @@ export async function runActCommand(argv: string[]): Promise<number> {
   const backend = getBackend(parseBackendName(values.backend!));
   const loadStart = performance.now();
   let bar: ReturnType<typeof progressBar> | undefined;
-  const model = OpenVla.load(values.model, backend, { onProgress: (done, total) => (bar ??= progressBar('loading', total, 'tensors')).update(done) });
+  const variant = parseVariant(values.variant!);
+  const calibration = await calibrationIfNeeded(values.model, [variant], values.calib);
+  const policy = loadPolicy(values.model, variant, { backend, calibration, onProgress: (done, total) => (bar ??= progressBar('loading', total, 'tensors')).update(done) });
+  const model = policy.model;
   bar?.stop();
   const loadMs = performance.now() - loadStart;
   const image = readImageFile(values.image);
@@ -56,7 +66,7 @@ export async function runActCommand(argv: string[]): Promise<number> {
   if (outside !== undefined) {
     throw new UserError(`token id ${outside} is outside this model's vocabulary of ${vocab}; give --input-ids that fit it`);
   }
-  const result = model.predictAction({ image, inputIds, unnormKey: values['unnorm-key'] });
+  const result = policy.predict({ image, inputIds, unnormKey: values['unnorm-key'] });
   if (values.json) {
     console.log(
       JSON.stringify({
@@ -66,6 +76,7 @@ export async function runActCommand(argv: string[]): Promise<number> {
         unnorm_key: result.unnormKey,
         input_ids: inputIds,
         backend: backend.name,
+        variant: variant.name,
         timings_ms: { load: round(loadMs), ...mapValues(result.timingsMs, round) },
       }),
     );
@@ -82,7 +93,7 @@ export function parseBackendName(name: string): BackendName {
   throw new UserError(`unknown --backend '${name}' (choose auto, ref or native)`);
 }
 
-function parseIds(text: string): number[] {
+export function parseIds(text: string): number[] {
   const ids = text.split(',').map((s) => s.trim());
   if (ids.length === 0 || ids.some((s) => !/^\d+$/.test(s))) {
     throw new UserError(`--input-ids must be comma-separated non-negative integers, got '${text}'`);

@@ -92,8 +92,17 @@ export interface LlamaHooks {
 
 export type LogitsMode = 'all' | 'last' | 'none';
 
-/** Reads the HF text config (`config.json` of a Llama, or OpenVLA's `text_config`); sizes come from tensor shapes. */
-export function loadLlama(source: TensorSource, textConfig: Record<string, unknown>): { config: LlamaConfig; weights: LlamaWeights } {
+/**
+ * Reads one linear weight `name` [N,K] of layer `layer` (quantize-at-load and quantized checkpoints hook in here;
+ * the default reads the float weight as stored).
+ */
+export type LinearReader = (name: string, shape: [number, number], site: LlamaLinearName, layer: number) => LinearWeight;
+
+/**
+ * Reads the HF text config (`config.json` of a Llama, or OpenVLA's `text_config`); sizes come from tensor shapes.
+ * `readLinear` reads each layer's linears (one at a time, so a transform at load never holds every float weight).
+ */
+export function loadLlama(source: TensorSource, textConfig: Record<string, unknown>, readLinear?: LinearReader): { config: LlamaConfig; weights: LlamaWeights } {
   const num = (key: string, fallback?: number): number => {
     const v = textConfig[key];
     if (typeof v === 'number') return v;
@@ -106,7 +115,7 @@ export function loadLlama(source: TensorSource, textConfig: Record<string, unkno
   const heads = num('num_attention_heads');
   const kvHeads = num('num_key_value_heads', heads);
   const headDim = num('head_dim', hidden / heads);
-  const intermediate = readWeight(source, 'model.layers.0.mlp.gate_proj.weight').shape[0];
+  const intermediate = linearShape(source, 'model.layers.0.mlp.gate_proj')[0];
   const rope = (textConfig.rope_parameters ?? {}) as Record<string, unknown>;
   const ropeType = rope.rope_type ?? (textConfig.rope_scaling as Record<string, unknown> | null)?.rope_type ?? 'default';
   if (ropeType !== 'default') throw new UserError(`${source.description}: rope_type '${String(ropeType)}' is not supported (only 'default')`);
@@ -127,18 +136,19 @@ export function loadLlama(source: TensorSource, textConfig: Record<string, unkno
   const qWidth = heads * headDim;
   const kvWidth = kvHeads * headDim;
   const layerWeights: LlamaLayer[] = [];
+  const read = readLinear ?? ((name: string, shape: [number, number]) => readWeight(source, name, shape));
   for (let i = 0; i < layers; i++) {
     const p = `model.layers.${i}`;
     layerWeights.push({
       inputNorm: readWeight(source, `${p}.input_layernorm.weight`, [hidden]),
-      q: readWeight(source, `${p}.self_attn.q_proj.weight`, [qWidth, hidden]),
-      k: readWeight(source, `${p}.self_attn.k_proj.weight`, [kvWidth, hidden]),
-      v: readWeight(source, `${p}.self_attn.v_proj.weight`, [kvWidth, hidden]),
-      o: readWeight(source, `${p}.self_attn.o_proj.weight`, [hidden, qWidth]),
+      q: read(`${p}.self_attn.q_proj.weight`, [qWidth, hidden], 'q', i),
+      k: read(`${p}.self_attn.k_proj.weight`, [kvWidth, hidden], 'k', i),
+      v: read(`${p}.self_attn.v_proj.weight`, [kvWidth, hidden], 'v', i),
+      o: read(`${p}.self_attn.o_proj.weight`, [hidden, qWidth], 'o', i),
       postAttentionNorm: readWeight(source, `${p}.post_attention_layernorm.weight`, [hidden]),
-      gate: readWeight(source, `${p}.mlp.gate_proj.weight`, [intermediate, hidden]),
-      up: readWeight(source, `${p}.mlp.up_proj.weight`, [intermediate, hidden]),
-      down: readWeight(source, `${p}.mlp.down_proj.weight`, [hidden, intermediate]),
+      gate: read(`${p}.mlp.gate_proj.weight`, [intermediate, hidden], 'gate', i),
+      up: read(`${p}.mlp.up_proj.weight`, [intermediate, hidden], 'up', i),
+      down: read(`${p}.mlp.down_proj.weight`, [hidden, intermediate], 'down', i),
     });
   }
   const tied = !source.has('lm_head.weight');
@@ -151,6 +161,13 @@ export function loadLlama(source: TensorSource, textConfig: Record<string, unkno
       lmHead: tied ? embedTokens : readWeight(source, 'lm_head.weight', [undefined, hidden]),
     },
   };
+}
+
+/** [N, K] of a linear `prefix` (e.g. model.layers.0.mlp.gate_proj), float or quantized (docs/quantization.md). */
+function linearShape(source: TensorSource, prefix: string): number[] {
+  if (source.has(`${prefix}.weight_shape`)) return Array.from(source.read(`${prefix}.weight_shape`).data as ArrayLike<number | bigint>, Number);
+  if (!source.has(`${prefix}.weight`)) throw new UserError(`${source.description} is missing tensor '${prefix}.weight'`);
+  return [...source.read(`${prefix}.weight`).shape];
 }
 
 export class Llama {

@@ -13,7 +13,7 @@ import { Llama, type LlamaHooks } from './llama.js';
 import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } from './preprocess.js';
 import { Projector } from './projector.js';
 import { VisionTransformer } from './vit.js';
-import { checkpointSource, scoped } from './weights.js';
+import { checkpointSource, scoped, type TensorSource } from './weights.js';
 
 /** Action tokens OpenVLA generates: one per action dimension. */
 export const ACTION_DIMS = 7;
@@ -82,6 +82,12 @@ export interface PredictResult {
   timingsMs: { vision: number; llm: number; total: number };
 }
 
+export interface OpenVlaLoadOptions {
+  onProgress?: (done: number, total: number) => void;
+  /** builds the decoder from its tensors (quantized checkpoints and quantize-at-load, src/quant); default Llama.load */
+  loadDecoder?: (source: TensorSource, textConfig: Record<string, unknown>) => Llama;
+}
+
 export class OpenVla {
   constructor(
     readonly config: OpenVlaConfig,
@@ -97,7 +103,7 @@ export class OpenVla {
    * Load from a checkpoint directory (config.json, preprocessor_config.json, safetensors). Weights keep their stored
    * dtype (a BF16 checkpoint stays BF16 in memory). `onProgress(done, total)` counts tensors read.
    */
-  static load(dir: string, backend: Backend, options: { onProgress?: (done: number, total: number) => void } = {}): OpenVla {
+  static load(dir: string, backend: Backend, options: OpenVlaLoadOptions = {}): OpenVla {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`model directory not found: ${dir}`);
     const configPath = nodePath.join(dir, 'config.json');
     const config = parseOpenVlaConfig(readJsonFile(configPath, 'model config'), configPath);
@@ -110,7 +116,8 @@ export class OpenVla {
       const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
       const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
       const projector = Projector.load(scoped(source, 'projector'), backend);
-      const llm = Llama.load(scoped(source, 'language_model'), config.textConfig, backend);
+      const llmSource = scoped(source, 'language_model');
+      const llm = options.loadDecoder ? options.loadDecoder(llmSource, config.textConfig) : Llama.load(llmSource, config.textConfig, backend);
       const visionWidth = backbones.reduce((a, b) => a + b.config.width, 0);
       if (projector.inputWidth !== visionWidth || projector.outputWidth !== llm.config.hidden) {
         throw new UserError(`${dir}: projector maps ${projector.inputWidth} -> ${projector.outputWidth}, but vision width is ${visionWidth} and LLM width ${llm.config.hidden}`);

@@ -3,7 +3,7 @@
 //  - linearTransform: a per-tensor hook for loadLlama, so RTN at load rotates and quantizes one linear at a time and
 //    a 7B checkpoint never holds its float LLM weights all at once.
 import { UserError } from '../errors.js';
-import { LLAMA_LINEARS, Llama, type LlamaConfig, type LlamaLayer, type LlamaLinearName, type LlamaQuantization, type LlamaWeights } from '../models/llama.js';
+import { LLAMA_LINEARS, Llama, type LlamaLayer, type LlamaLinearName, type LlamaQuantization, type LlamaWeights } from '../models/llama.js';
 import { OpenVla } from '../models/openvla.js';
 import type { LinearWeight, WeightTensor } from '../tensor/backend.js';
 import { isQuantizedWeight, quantizeWeight, type QuantizedWeight } from '../tensor/formats.js';
@@ -91,8 +91,8 @@ export function quantizeRtnWeight(w: WeightTensor, spec: QuantizationSpec): Quan
  * The per-tensor transform for loadLlama: read -> rotate (had) -> RTN (when the spec has weight bits). `norm` is the
  * layer's RMSNorm weight before this linear.
  */
-export function transformLinear(site: LlamaLinearName, w: WeightTensor, norm: WeightTensor | undefined, config: LlamaConfig, spec: QuantizationSpec, rotation: LlamaRotation | undefined): LinearWeight {
-  const rotated = rotation ? rotateLinear(site, w, config, rotation, norm) : w;
+export function transformLinear(site: LlamaLinearName, w: WeightTensor, norm: WeightTensor | undefined, headDim: number, spec: QuantizationSpec, rotation: LlamaRotation | undefined): LinearWeight {
+  const rotated = rotation ? rotateLinear(site, w, headDim, rotation, norm) : w;
   return spec.weightBits && !spec.gptq ? quantizeRtnWeight(rotated, spec) : rotated;
 }
 
@@ -112,7 +112,7 @@ export function quantizeLlama(llm: Llama, spec: QuantizationSpec, calibration: T
     const linears = Object.fromEntries(
       LLAMA_LINEARS.map((site) => {
         const norm = normBefore(site);
-        const rotated = rotation ? rotateLinear(site, float[site], config, rotation, norm ? float[norm] : undefined) : float[site];
+        const rotated = rotation ? rotateLinear(site, float[site], config.headDim, rotation, norm ? float[norm] : undefined) : float[site];
         return [site, rotated];
       }),
     ) as Record<LlamaLinearName, WeightTensor>;

@@ -41,21 +41,20 @@ export function makeRotation(hidden: number, seed = DEFAULT_ROTATION_SEED): Llam
  * q/k/v, post_attention_layernorm for gate/up; unused for o/down). Each linear is rotated on its own, so a
  * checkpoint can be rotated and quantized tensor by tensor at load.
  */
-export function rotateLinear(site: LlamaLinearName, w: WeightTensor, config: LlamaConfig, rotation: LlamaRotation, norm?: WeightTensor): Tensor<'f32'> {
-  const { hidden, intermediate, headDim } = config;
+export function rotateLinear(site: LlamaLinearName, w: WeightTensor, headDim: number, rotation: LlamaRotation, norm?: WeightTensor): Tensor<'f32'> {
   const q = rotation.residual;
   const [rows, cols] = w.shape;
   if (site === 'o' || site === 'down') {
-    // o: input per head ← ·H_dh; down: input ← ·H_F; then the writer rotation Qᵀ·W on the output side.
+    // o: input per head ← ·H_dh; down: input ← ·H_F (F = cols); then the writer rotation Qᵀ·W on the output side.
     const data = Float64Array.from(w.toF32());
-    hadamardRows(data, site === 'o' ? headDim : intermediate);
+    hadamardRows(data, site === 'o' ? headDim : cols);
     return toF32(w.shape, transposeApply(data, rows, cols, (t) => rotateRows(t, q)));
   }
   if (!norm) throw new Error(`rotate: ${site} needs the RMSNorm weight that precedes it`);
   const data = scaleColumns(w, norm.toF32());
   rotateRows(data, q);
   // v: output rows grouped per KV head; each column's per-head segment ← H_dh·segment, i.e. W ← (I ⊗ H_dh)·W.
-  if (site === 'v') return toF32(w.shape, transposeApply(data, rows, hidden, (t) => hadamardRows(t, headDim)));
+  if (site === 'v') return toF32(w.shape, transposeApply(data, rows, cols, (t) => hadamardRows(t, headDim)));
   return toF32(w.shape, data);
 }
 
@@ -64,7 +63,7 @@ export function rotateLayer(floatLayer: LlamaLayer, config: LlamaConfig, rotatio
   const layer = floatLinears(floatLayer);
   const normOf = (site: LlamaLinearName) => (site === 'gate' || site === 'up' ? layer.postAttentionNorm : site === 'o' || site === 'down' ? undefined : layer.inputNorm);
   const ones = onesNorm(config.hidden);
-  const rotated = Object.fromEntries(LLAMA_LINEARS.map((site) => [site, rotateLinear(site, layer[site], config, rotation, normOf(site))]));
+  const rotated = Object.fromEntries(LLAMA_LINEARS.map((site) => [site, rotateLinear(site, layer[site], config.headDim, rotation, normOf(site))]));
   return { ...(rotated as Record<LlamaLinearName, Tensor<'f32'>>), inputNorm: ones, postAttentionNorm: ones };
 }
 
