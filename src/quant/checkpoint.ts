@@ -15,7 +15,7 @@ import type { Backend, LinearWeight } from '../tensor/backend.js';
 import { isQuantizedWeight, makeQuantizedWeight, WEIGHT_FORMATS } from '../tensor/formats.js';
 import { Tensor } from '../tensor/tensor.js';
 import { normBefore, runtimeQuantization, specName, transformLinear, type QuantizationSpec } from './apply.js';
-import { makeRotation, onesNorm, type LlamaRotation } from './rotate.js';
+import { DEFAULT_ROTATION_SEED, makeRotation, onesNorm, type LlamaRotation } from './rotate.js';
 
 export const QUANT_METHOD = 'sqap-vla';
 /** Name (under language_model.) of the residual rotation's signs in a rotated checkpoint. */
@@ -88,7 +88,7 @@ export function readQuantizationConfig(json: Record<string, unknown>, path: stri
     gptq: weights?.observer === 'gptq',
     groupSize: groupSize as number,
     clipRatio,
-    seed: typeof transform?.seed === 'number' ? transform.seed : 0,
+    seed: typeof transform?.seed === 'number' ? transform.seed : DEFAULT_ROTATION_SEED,
     actOrder: weights?.actorder === 'dynamic',
   };
 }
