@@ -89,7 +89,7 @@ export async function runInspectCommand(argv: string[]): Promise<number> {
           vocab,
           action_bins: config.nActionBins,
           tied_lm_head: !checkpoint.has('language_model.lm_head.weight'),
-          quantization: quantization ? specName(quantization) : 'none',
+          ...(quantization ? { quantization: specName(quantization) } : {}),
         };
       }
     });
