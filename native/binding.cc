@@ -426,6 +426,18 @@ Napi::Value AttentionInt(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// streamRead(buffer: Uint8Array) -> number (XOR of its 64-bit words): the memory-bandwidth probe of bench/gemm.ts
+Napi::Value StreamRead(const Napi::CallbackInfo& info) {
+  expect_count(info, 1, "streamRead");
+  Napi::Value value = info[0];
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    type_error(info.Env(), "streamRead: buffer must be a Uint8Array");
+  }
+  const size_t n = value.As<Napi::TypedArray>().ElementLength();
+  const uint8_t* data = typed_arg<uint8_t>(info, 0, napi_uint8_array, "Uint8Array", "streamRead", "buffer", n);
+  return Napi::Number::New(info.Env(), static_cast<double>(sqap::stream_read(data, n) & 0xFFFFFFFF));
+}
+
 // weightTypes() -> { f32: 0, bf16: 1, f16: 2, i8: 3, i4: 4 } (formats.test.ts checks WEIGHT_FORMATS against it)
 Napi::Value WeightTypes(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(info.Env());
@@ -488,6 +500,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fwht", Napi::Function::New(env, Fwht));
   exports.Set("attentionInt", Napi::Function::New(env, AttentionInt));
   exports.Set("weightTypes", Napi::Function::New(env, WeightTypes));
+  exports.Set("streamRead", Napi::Function::New(env, StreamRead));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;

@@ -112,4 +112,7 @@ void attention_int(float* out, float* probs, const int8_t* q, const float* q_sca
                    const float* k_scales, const int8_t* v, const float* v_scales, int T, int S, int Hq, int Hkv, int Dh,
                    bool causal);
 
+// Benchmarks: read `bytes` of data on every pool thread (XOR of 64-bit words) and return the XOR, so nothing is elided.
+uint64_t stream_read(const uint8_t* data, size_t bytes);
+
 }  // namespace sqap

@@ -10,10 +10,51 @@
 //   dot_i8(acc, w, x)     acc + Σ over each lane's 4 bytes of w·x (w: biased i8 bytes, x: s8 codes)
 //   dot_u4(acc, w, x)     same with w: u8 nibble values 0..15 (biased by 8)
 //   low4(v), high4(v)     the low / high nibble of every byte as a byte
-//   sub(a, b), set1(i), store(p, v)              int32 lane ops
+//   sub(a, b), set1(i), store(p, v), loadi(p)    int32 lane ops
 //   tof(v), fzero(), fload(p), fstore(p, v), fmul(a, b), fadd(a, b), fset1(f)   float lane ops (no FMA: the
 //                         epilogue must round the product and the sum separately, contract L2)
 // Layout and arithmetic: native/kernels.h (packed layout) and docs/quantization.md (L1–L3).
+
+// The hot loop: acc (MR × NV vectors, in registers) over `steps` 64-byte weight lines of one group, stored to
+// accbuf [MR][NV·kLanes] at the end. A function of its own so the accumulators never live in memory inside the loop.
+template <class Ops, bool I4, int MR, int NV>
+inline void int_group(const uint8_t* const* wp, const int8_t* const* xr, int steps, int32_t* accbuf) {
+  using V = typename Ops::V;
+  constexpr int L = Ops::kLanes;
+  V acc[MR][NV];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NV; j++) acc[i][j] = Ops::zero();
+  const uint8_t* w0 = wp[0];
+  ptrdiff_t woff[NV];
+  for (int j = 0; j < NV; j++) woff[j] = wp[j] - w0;
+  const int8_t* x0 = xr[0];
+  ptrdiff_t xoff[MR];
+  for (int i = 0; i < MR; i++) xoff[i] = xr[i] - x0;
+  for (int st = 0; st < steps; st++, w0 += 64, x0 += I4 ? 8 : 4) {
+    if constexpr (!I4) {
+      V w[NV];
+      for (int j = 0; j < NV; j++) w[j] = Ops::load(w0 + woff[j]);
+      for (int i = 0; i < MR; i++) {
+        const V xb = Ops::bcast4(x0 + xoff[i]);
+        for (int j = 0; j < NV; j++) acc[i][j] = Ops::dot_i8(acc[i][j], w[j], xb);
+      }
+    } else {
+      V w[NV];
+      for (int j = 0; j < NV; j++) w[j] = Ops::low4(Ops::load(w0 + woff[j]));
+      for (int i = 0; i < MR; i++) {
+        const V xb = Ops::bcast4(x0 + xoff[i]);
+        for (int j = 0; j < NV; j++) acc[i][j] = Ops::dot_u4(acc[i][j], w[j], xb);
+      }
+      for (int j = 0; j < NV; j++) w[j] = Ops::high4(Ops::load(w0 + woff[j]));
+      for (int i = 0; i < MR; i++) {
+        const V xb = Ops::bcast4(x0 + xoff[i] + 4);
+        for (int j = 0; j < NV; j++) acc[i][j] = Ops::dot_u4(acc[i][j], w[j], xb);
+      }
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NV; j++) Ops::store(accbuf + (i * NV + j) * L, acc[i][j]);
+}
 
 template <class Ops, bool I4, int MR, int NV>
 void int_tile(const IntGemmArgs& a, int m0, int col0) {
@@ -30,51 +71,26 @@ void int_tile(const IntGemmArgs& a, int m0, int col0) {
     sp[j] = a.w_scales + static_cast<size_t>(c / 16) * a.G * 16 + (c % 16);
   }
   const int8_t* xr[MR];
-  for (int i = 0; i < MR; i++) xr[i] = a.x + static_cast<size_t>(m0 + i) * a.Kp;
   const int32_t bias = I4 ? 8 : Ops::kBiasI8;
   alignas(64) float s[MR][NV * L];
-  alignas(64) int32_t ints[NV * L];
+  alignas(64) int32_t accbuf[MR * NV * L];
   const int steps = a.Gp / kStep;
   for (int g = 0; g < a.G; g++) {
-    V acc[MR][NV];
-    for (int i = 0; i < MR; i++)
-      for (int j = 0; j < NV; j++) acc[i][j] = Ops::zero();
-    const int k_begin = g * a.Gp;
-    for (int st = 0; st < steps; st++) {
-      const int k = k_begin + st * kStep;
-      const size_t line = static_cast<size_t>(k / kStep) * 64;
-      if constexpr (!I4) {
-        V w[NV];
-        for (int j = 0; j < NV; j++) w[j] = Ops::load(wp[j] + line);
-        for (int i = 0; i < MR; i++) {
-          const V xb = Ops::bcast4(xr[i] + k);
-          for (int j = 0; j < NV; j++) acc[i][j] = Ops::dot_i8(acc[i][j], w[j], xb);
-        }
-      } else {
-        V w[NV];
-        for (int j = 0; j < NV; j++) w[j] = Ops::low4(Ops::load(wp[j] + line));
-        for (int i = 0; i < MR; i++) {
-          const V xb = Ops::bcast4(xr[i] + k);
-          for (int j = 0; j < NV; j++) acc[i][j] = Ops::dot_u4(acc[i][j], w[j], xb);
-        }
-        for (int j = 0; j < NV; j++) w[j] = Ops::high4(Ops::load(wp[j] + line));
-        for (int i = 0; i < MR; i++) {
-          const V xb = Ops::bcast4(xr[i] + k + 4);
-          for (int j = 0; j < NV; j++) acc[i][j] = Ops::dot_u4(acc[i][j], w[j], xb);
-        }
-      }
-    }
+    const uint8_t* wg[NV];
+    for (int j = 0; j < NV; j++) wg[j] = wp[j] + static_cast<size_t>(g) * steps * 64;
+    for (int i = 0; i < MR; i++) xr[i] = a.x + static_cast<size_t>(m0 + i) * a.Kp + static_cast<size_t>(g) * a.Gp;
+    int_group<Ops, I4, MR, NV>(wg, xr, steps, accbuf);
     // L2: s = f32(s + f32(f32(acc) · wscale)), group by group
     for (int i = 0; i < MR; i++) {
       const int m = m0 + i;
       const V correction = Ops::set1(bias * a.rsum[static_cast<size_t>(m) * a.G + g]);
       for (int j = 0; j < NV; j++) {
-        const V exact = Ops::sub(acc[i][j], correction);
+        const V exact = Ops::sub(Ops::loadi(accbuf + (i * NV + j) * L), correction);
         if (a.acc != nullptr) {
-          Ops::store(ints + j * L, exact);
+          Ops::store(accbuf + (i * NV + j) * L, exact);
           for (int l = 0; l < L; l++) {
             const int n = col0 + j * L + l;
-            if (n < a.N) a.acc[(static_cast<size_t>(m) * a.N + n) * a.G + g] = ints[j * L + l];
+            if (n < a.N) a.acc[(static_cast<size_t>(m) * a.N + n) * a.G + g] = accbuf[(i * NV + j) * L + l];
           }
         }
         const VF p = Ops::fmul(Ops::tof(exact), Ops::fload(sp[j] + static_cast<size_t>(g) * 16));

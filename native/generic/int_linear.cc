@@ -35,6 +35,30 @@ inline int packed_code(const IntGemmArgs& a, int n, int kp) {
   return (within < 4 ? byte & 15 : byte >> 4) - 8;
 }
 
+// Row n of a QuantizedWeight as f32 (contract W2: f32(code · scale)), group by group, in loops the compiler vectorises.
+void dequantize_row(float* out, const void* codes, const float* scales, WeightType type, int K, int group, int n) {
+  const int G = K / group;
+  if (type == WeightType::i8) {
+    const int8_t* row = static_cast<const int8_t*>(codes) + static_cast<size_t>(n) * K;
+    for (int g = 0; g < G; g++) {
+      const float s = scales[static_cast<size_t>(n) * G + g];
+      for (int k = g * group; k < (g + 1) * group; k++) out[k] = static_cast<float>(row[k]) * s;
+    }
+    return;
+  }
+  const uint8_t* row = static_cast<const uint8_t*>(codes) + static_cast<size_t>(n) * ((K + 1) / 2);
+  for (int k = 0; k + 1 < K; k += 2) {  // nibbles as signed codes first
+    const uint8_t b = row[k / 2];
+    out[k] = static_cast<float>(static_cast<int8_t>(static_cast<uint8_t>(b << 4)) >> 4);
+    out[k + 1] = static_cast<float>(static_cast<int8_t>(b) >> 4);
+  }
+  if (K % 2) out[K - 1] = static_cast<float>(static_cast<int8_t>(static_cast<uint8_t>(row[K / 2] << 4)) >> 4);
+  for (int g = 0; g < G; g++) {
+    const float s = scales[static_cast<size_t>(n) * G + g];
+    for (int k = g * group; k < (g + 1) * group; k++) out[k] = out[k] * s;
+  }
+}
+
 }  // namespace
 
 IntWeightLayout int_weight_layout(WeightType type, int N, int K, int group) {
@@ -139,18 +163,12 @@ void linear_dequant(float* out, const float* x, const void* codes, const float* 
   float* packed = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
   if (packed_floats > 0) table.linear_pack(packed, x, M, K);
   const float* xs = packed_floats > 0 ? packed : x;
-  const int G = K / group;
   constexpr int kRows = 16;
   parallel_range(N, kRows, static_cast<double>(M) * K * N < 1e5 ? N + 1 : 0, [&](int n0, int n1) {
     std::vector<float> w(static_cast<size_t>(kRows) * K);
     for (int nb = n0; nb < n1; nb += kRows) {
       const int rows = std::min(kRows, n1 - nb);
-      for (int r = 0; r < rows; r++) {
-        const int n = nb + r;
-        for (int k = 0; k < K; k++) {
-          w[static_cast<size_t>(r) * K + k] = static_cast<float>(code_at(codes, w_type, K, n, k)) * scales[static_cast<size_t>(n) * G + k / group];
-        }
-      }
+      for (int r = 0; r < rows; r++) dequantize_row(w.data() + static_cast<size_t>(r) * K, codes, scales, w_type, K, group, nb + r);
       for (int m = 0; m < M; m++) {
         for (int r = 0; r < rows; r++) {
           out[static_cast<size_t>(m) * N + nb + r] = bias != nullptr ? weight_at(bias, bias_type, nb + r) : 0.0f;

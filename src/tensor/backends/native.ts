@@ -57,6 +57,7 @@ interface Addon {
     kScales: Float32Array, v: Int8Array, vScales: Float32Array, T: number, S: number, Hq: number, Hkv: number,
     Dh: number, causal: boolean): void;
   weightTypes(): Record<string, number>;
+  streamRead(buffer: Uint8Array): number;
   setIsa(isa: NativeIsa): void;
   info(): NativeInfo;
 }
@@ -300,6 +301,12 @@ export const nativeBackend: Backend | undefined = addon ? makeBackend(addon) : u
 /** The addon's WeightType codes by name (formats.test.ts checks them against WEIGHT_FORMATS); undefined if not built. */
 export function nativeWeightTypes(): Record<string, number> | undefined {
   return addon?.weightTypes();
+}
+
+/** Streams `buffer` through every pool thread once (benchmarks time it to measure memory bandwidth). */
+export function nativeStreamRead(buffer: Uint8Array): number {
+  check(addon !== undefined, () => `the addon is not built (${loadError})`);
+  return addon.streamRead(buffer);
 }
 
 /** Why the addon did not load, or undefined when it did. */
