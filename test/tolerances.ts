@@ -73,3 +73,10 @@ export const TOLERANCE = {
     embedding: { atol: 0, rtol: 0 },
   },
 } as const;
+
+/**
+ * Backward ops on ref vs central finite differences of the ref forward ops (test/tensor/grad-ref.test.ts): inputs of
+ * order 1, step h; the forward rounds its outputs to float32 (~6e-8 relative), which over a 2h difference gives
+ * ~1e-5 absolute noise, and the O(h²) truncation error is of the same order. A wrong formula errs by O(1).
+ */
+export const FINITE_DIFFERENCE = { step: 1e-3, atol: 1e-4, rtol: 1e-3 } as const;
