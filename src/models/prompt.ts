@@ -13,3 +13,11 @@ export function openVlaPrompt(instruction: string): string {
 export function withTrailingSpaceToken(ids: number[], spaceTokenId = LLAMA2_SPACE_TOKEN_ID): number[] {
   return ids[ids.length - 1] === spaceTokenId ? ids : [...ids, spaceTokenId];
 }
+
+/**
+ * The prompt ids of an instruction: BOS + the template, then the tokenizer's own space piece "▁" (29871 in
+ * Llama-2's vocabulary; a small tokenizer has it elsewhere), as OpenVLA's training prompts ended.
+ */
+export function openVlaPromptIds(tokenizer: { encode(text: string, options?: { addBos?: boolean }): number[]; tokenId(token: string): number | undefined }, instruction: string): number[] {
+  return withTrailingSpaceToken(tokenizer.encode(openVlaPrompt(instruction), { addBos: true }), tokenizer.tokenId('▁') ?? LLAMA2_SPACE_TOKEN_ID);
+}

@@ -33,6 +33,8 @@ export interface Tokenizer {
   decode(ids: number[]): string;
   bosId: number;
   eosId: number;
+  /** the id of one vocabulary entry or added token (e.g. the space piece "▁"), undefined when absent */
+  tokenId(token: string): number | undefined;
 }
 
 /** The Llama "space" piece: OpenVLA appends it to the prompt when the tokenizer did not produce it. */
@@ -135,6 +137,10 @@ class BpeTokenizer implements Tokenizer {
     };
     this.bosId = idOf(special.bos);
     this.eosId = idOf(special.eos);
+  }
+
+  tokenId(token: string): number | undefined {
+    return this.added.find((t) => t.content === token)?.id ?? this.vocab.get(token);
   }
 
   encode(text: string, options: { addBos?: boolean } = {}): number[] {
