@@ -15,9 +15,14 @@ export function withTrailingSpaceToken(ids: number[], spaceTokenId = LLAMA2_SPAC
 }
 
 /**
- * The prompt ids of an instruction: BOS + the template, then the tokenizer's own space piece "▁" (29871 in
- * Llama-2's vocabulary; a small tokenizer has it elsewhere), as OpenVLA's training prompts ended.
+ * Prompt ids for an instruction, as `act --instruction` builds them: OpenVLA's template, BOS, then the tokenizer's
+ * bare space piece "▁" appended unless last (29871 for Llama-2; a checkpoint with its own small vocabulary uses its
+ * own "▁" id, and one without such a piece falls back to 29871, OpenVLA's literal).
  */
-export function openVlaPromptIds(tokenizer: { encode(text: string, options?: { addBos?: boolean }): number[]; tokenId(token: string): number | undefined }, instruction: string): number[] {
-  return withTrailingSpaceToken(tokenizer.encode(openVlaPrompt(instruction), { addBos: true }), tokenizer.tokenId('▁') ?? LLAMA2_SPACE_TOKEN_ID);
+export function instructionInputIds(
+  tokenizer: { encode(text: string, options?: { addBos?: boolean }): number[]; tokenId(token: string): number | undefined },
+  instruction: string,
+): number[] {
+  const spaceId = tokenizer.tokenId('\u2581') ?? LLAMA2_SPACE_TOKEN_ID;
+  return withTrailingSpaceToken(tokenizer.encode(openVlaPrompt(instruction), { addBos: true }), spaceId);
 }

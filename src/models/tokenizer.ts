@@ -31,10 +31,10 @@ export interface Tokenizer {
   encode(text: string, options?: { addBos?: boolean }): number[];
   /** token ids -> text; special tokens (BOS, EOS, PAD...) are skipped, like skip_special_tokens=True */
   decode(ids: number[]): string;
+  /** id of one vocabulary entry or added token, undefined when the vocabulary lacks it */
+  tokenId(token: string): number | undefined;
   bosId: number;
   eosId: number;
-  /** the id of one vocabulary entry or added token (e.g. the space piece "▁"), undefined when absent */
-  tokenId(token: string): number | undefined;
 }
 
 /** The Llama "space" piece: OpenVLA appends it to the prompt when the tokenizer did not produce it. */
@@ -139,10 +139,6 @@ class BpeTokenizer implements Tokenizer {
     this.eosId = idOf(special.eos);
   }
 
-  tokenId(token: string): number | undefined {
-    return this.added.find((t) => t.content === token)?.id ?? this.vocab.get(token);
-  }
-
   encode(text: string, options: { addBos?: boolean } = {}): number[] {
     const ids: number[] = options.addBos === false ? [] : [this.bosId];
     for (const segment of this.splitAddedTokens(text)) {
@@ -155,6 +151,10 @@ class BpeTokenizer implements Tokenizer {
       for (const word of words) if (word.length > 0) this.encodeWord(word, ids);
     }
     return ids;
+  }
+
+  tokenId(token: string): number | undefined {
+    return this.added.find((t) => t.content === token)?.id ?? this.vocab.get(token);
   }
 
   decode(ids: number[]): string {
