@@ -80,3 +80,12 @@ export const TOLERANCE = {
  * ~1e-5 absolute noise, and the O(h²) truncation error is of the same order. A wrong formula errs by O(1).
  */
 export const FINITE_DIFFERENCE = { step: 1e-3, atol: 1e-4, rtol: 1e-3 } as const;
+
+/**
+ * One training step against PyTorch autograd (test/fixtures/tiny-openvla-train, its README's bounds): every
+ * parameter gradient within 1e-4 relative per tensor (max |ours - ref| / max |ref|; float32 PyTorch itself is within
+ * 1.8e-6), the parameters after one AdamW step within 2e-4 absolute (the first step moves a parameter by about
+ * lr·g/(|g|+eps), which float32 rounding of a near-zero gradient shifts by up to 1.2e-4 in PyTorch itself).
+ */
+export const TRAIN_GRAD_MAX_RELATIVE = 1e-4;
+export const TRAIN_ADAMW_MAX_ABS = 2e-4;
