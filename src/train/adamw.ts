@@ -1,7 +1,7 @@
-// AdamW with decoupled weight decay, as torch.optim.AdamW computes it (one step per call):
-//   p ← p·(1 - lr·wd);  m ← β1·m + (1-β1)·g;  v ← β2·v + (1-β2)·g²;
-//   p ← p - lr/(1-β1ᵗ) · m / (√v/√(1-β2ᵗ) + eps)
-// Parameters are float32 master weights updated in place; the moments are float32 as torch keeps them.
+// AdamW with decoupled weight decay, as torch.optim.AdamW computes it, on f32 master weights (updated in place).
+// Gradient clipping is Gradients.globalNorm + scale. Moments are f32 and allocated on a parameter's first gradient;
+// `state` (step count, m, v by name) is what a resumable checkpoint saves, so a resumed run continues exactly.
+import type { Tensor } from '../tensor/tensor.js';
 import type { Gradients } from './gradients.js';
 import type { ParamStore } from './params.js';
 
@@ -10,54 +10,52 @@ export interface AdamWOptions {
   betas?: [number, number];
   eps?: number;
   weightDecay?: number;
-  /** parameters that get no weight decay (default: none, as torch.optim.AdamW over one parameter group) */
-  noDecay?: (name: string) => boolean;
+  /** which parameters decay (default: all, as torch does for one param group) */
+  decays?: (name: string, param: Tensor<'f32'>) => boolean;
 }
 
-/** The optimizer state, by parameter name: what a resumable checkpoint must save. */
 export interface AdamWState {
+  /** completed updates (the bias corrections use it) */
   step: number;
   m: Map<string, Float32Array>;
   v: Map<string, Float32Array>;
 }
 
 export class AdamW {
-  readonly betas: [number, number];
-  readonly eps: number;
-  readonly weightDecay: number;
-  lr: number;
-  state: AdamWState = { step: 0, m: new Map(), v: new Map() };
+  readonly state: AdamWState = { step: 0, m: new Map(), v: new Map() };
 
-  constructor(readonly options: AdamWOptions) {
-    this.lr = options.lr;
-    this.betas = options.betas ?? [0.9, 0.999];
-    this.eps = options.eps ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0.01;
-  }
+  constructor(readonly options: AdamWOptions) {}
 
-  /** One step over every parameter that has a gradient (the others are untouched); `lr` overrides this.lr. */
-  step(params: ParamStore, grads: Gradients, lr = this.lr): void {
-    const [beta1, beta2] = this.betas;
-    const t = ++this.state.step;
-    const biasCorrection1 = 1 - beta1 ** t;
-    const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** t);
-    const stepSize = lr / biasCorrection1;
+  /**
+   * One update at rate `lr` (default options.lr): p ← p − lr·λ·p (decoupled decay), then p ← p − lr·m̂/(√v̂ + ε).
+   * Parameters without a gradient (unused by the forward, as each ViT's last block is) are untouched, as in torch.
+   */
+  step(params: ParamStore, grads: Gradients, lr = this.options.lr): void {
+    const [b1, b2] = this.options.betas ?? [0.9, 0.999];
+    const eps = this.options.eps ?? 1e-8;
+    const weightDecay = this.options.weightDecay ?? 0.01;
+    const s = this.state;
+    s.step++;
+    const stepSize = lr / (1 - b1 ** s.step);
+    const sqrtCorrection2 = Math.sqrt(1 - b2 ** s.step);
     for (const [name, g] of grads.entries()) {
-      const p = params.get(name).data;
-      if (p.length !== g.length) throw new Error(`AdamW: gradient of ${name} has ${g.length} elements, parameter ${p.length}`);
-      let m = this.state.m.get(name);
-      let v = this.state.v.get(name);
+      const p = params.get(name);
+      if (g.length !== p.size) throw new Error(`AdamW: gradient of ${name} has ${g.length} values, parameter ${p.size}`);
+      let m = s.m.get(name);
+      let v = s.v.get(name);
       if (!m || !v) {
-        m = new Float32Array(p.length);
-        v = new Float32Array(p.length);
-        this.state.m.set(name, m);
-        this.state.v.set(name, v);
+        m = new Float32Array(p.size);
+        v = new Float32Array(p.size);
+        s.m.set(name, m);
+        s.v.set(name, v);
       }
-      const decay = this.options.noDecay?.(name) ? 1 : 1 - lr * this.weightDecay;
-      for (let i = 0; i < p.length; i++) {
-        m[i] = beta1 * m[i] + (1 - beta1) * g[i];
-        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-        p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / biasCorrection2Sqrt + this.eps);
+      const decay = weightDecay > 0 && (this.options.decays?.(name, p) ?? true) ? 1 - lr * weightDecay : 1;
+      const w = p.data;
+      for (let i = 0; i < w.length; i++) {
+        const gi = g[i];
+        m[i] = b1 * m[i] + (1 - b1) * gi;
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+        w[i] = w[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtCorrection2 + eps);
       }
     }
   }
