@@ -12,6 +12,10 @@
 
 #include "kernels.h"
 
+namespace sqap {
+void register_grad(Napi::Env env, Napi::Object exports);  // grad_binding.cc: the backward kernels
+}
+
 namespace {
 
 using sqap::WeightType;
@@ -307,6 +311,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("info", Napi::Function::New(env, Info));
+  sqap::register_grad(env, exports);
   return exports;
 }
 
