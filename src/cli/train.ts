@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { getBackend } from '../tensor/backends/index.js';
-import { refGradBackend } from '../tensor/backends/ref-grad.js';
+import { getGradBackend } from '../tensor/backends/grad-index.js';
 import { checkTrainOptions, train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
 import { PRESETS } from '../train/presets.js';
 import { parseBackendName } from './act.js';
@@ -115,7 +115,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
   }
   const backendName = parseBackendName(values.backend!);
   const backend = getBackend(backendName);
-  const grad = refGradBackend; // until the native backward kernels land
+  const grad = getGradBackend(backendName);
 
   let bar: ReturnType<typeof progressBar> | undefined;
   let lastLine = 0;
