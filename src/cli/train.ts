@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { getBackend } from '../tensor/backends/index.js';
@@ -32,6 +33,8 @@ OUT/loss.png are the learning curve.
   --save-every-steps N also every N steps
   --eval-every N       every N steps: greedy action-token accuracy on held-out demonstration steps
   --eval-samples M     held-out steps per evaluation (default ${TRAIN_DEFAULTS.evalSamples})
+  --eval-episodes M    also run M closed-loop episodes per task in the testbed at each evaluation (seeds 0..M-1,
+                       disjoint from recorded training seeds when those start higher, as docs/training.md does)
   --no-augment         no random crop / colour jitter
   --init DIR           start from this checkpoint's weights and tokenizer (fresh optimizer)
   --resume             continue the run in --out exactly where its last checkpoint left it
@@ -60,6 +63,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       'save-every-steps': { type: 'string' },
       'eval-every': { type: 'string' },
       'eval-samples': { type: 'string' },
+      'eval-episodes': { type: 'string' },
       'no-augment': { type: 'boolean', default: false },
       init: { type: 'string' },
       resume: { type: 'boolean', default: false },
@@ -102,6 +106,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     saveEverySteps: num('save-every-steps', d.saveEverySteps, true),
     evalEvery: num('eval-every', d.evalEvery, true),
     evalSamples: num('eval-samples', d.evalSamples, true),
+    evalEpisodes: num('eval-episodes', d.evalEpisodes, true),
     augment: !values['no-augment'],
     init: values.init,
   };
@@ -127,9 +132,23 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const result = (() => {
+  const closedLoop = async (dir: string): Promise<number> => {
+    const { runEpisodes } = await import('../sim/runner.js');
+    const { listTasks } = await import('../sim/tasks.js');
+    const { MODEL_POLICY_MODULE } = await import('../eval/model-policy.js');
+    const summary = await runEpisodes({
+      tasks: listTasks().map((t) => t.id),
+      episodes: options.evalEpisodes,
+      seed: 0,
+      workers: 1,
+      policy: { module: MODEL_POLICY_MODULE, options: { model: resolve(dir), backend: backendName } },
+    });
+    return summary.success_rate;
+  };
+  const result = await (async () => {
     try {
-      return train(options, backend, grad, {
+      return await train(options, backend, grad, {
+        closedLoop,
         onStep: (r) => {
           const payload = { loss: r.loss.toFixed(4), lr: r.lr.toExponential(2), sps: r.samplesPerSecond.toFixed(1) };
           if (process.stderr.isTTY) {
@@ -142,7 +161,8 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
           }
         },
         onEval: (e) => {
-          const line = `eval step ${e.step}: action-token accuracy ${(100 * e.tokenAccuracy).toFixed(1)}%, action MAE ${e.meanAbsError.toFixed(4)} on ${e.samples} held-out steps`;
+          const closed = e.successRate === undefined ? '' : `; closed-loop success ${(100 * e.successRate).toFixed(1)}%`;
+          const line = `eval step ${e.step}: action-token accuracy ${(100 * e.tokenAccuracy).toFixed(1)}%, action MAE ${e.meanAbsError.toFixed(4)} on ${e.samples} held-out steps${closed}`;
           if (bar) bar.update(e.step, {});
           process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${line}\n`);
         },
@@ -163,7 +183,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     train_seconds: result.trainSeconds,
     train_steps_in_demos: result.trainSteps,
     held_out_steps: result.heldOutSteps,
-    eval: result.lastEval ? { step: result.lastEval.step, token_accuracy: result.lastEval.tokenAccuracy, action_mae: result.lastEval.meanAbsError, samples: result.lastEval.samples } : null,
+    eval: result.lastEval ? { step: result.lastEval.step, token_accuracy: result.lastEval.tokenAccuracy, action_mae: result.lastEval.meanAbsError, samples: result.lastEval.samples, success_rate: result.lastEval.successRate ?? null } : null,
     backend: backend.name,
   };
   if (values.json) console.log(JSON.stringify(summary));

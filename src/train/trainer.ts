@@ -53,6 +53,8 @@ export interface TrainOptions {
   /** offline evaluation every N steps (0: never) on `evalSamples` held-out steps */
   evalEvery: number;
   evalSamples: number;
+  /** closed-loop episodes per task at each evaluation (0: none), through TrainHooks.closedLoop */
+  evalEpisodes: number;
   augment: boolean;
   /** start from this checkpoint's weights instead of a fresh initialization (fresh optimizer) */
   init?: string;
@@ -60,7 +62,7 @@ export interface TrainOptions {
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'demos' | 'out'> = {
   preset: 'mini', steps: 2000, batch: 16, lr: 6e-4, warmupSteps: 100, minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1,
-  seed: 0, holdoutPerTask: 4, saveEverySeconds: 600, saveEverySteps: 0, evalEvery: 0, evalSamples: 64, augment: true,
+  seed: 0, holdoutPerTask: 4, saveEverySeconds: 600, saveEverySteps: 0, evalEvery: 0, evalSamples: 64, evalEpisodes: 0, augment: true,
 };
 
 /** Options a resumed run takes from its checkpoint, not from the command line (they define the run). */
@@ -82,12 +84,19 @@ export interface EvalReport {
   /** mean |normalized action - target| over the 7 dimensions */
   meanAbsError: number;
   samples: number;
+  /** closed-loop success over all tasks, when measured */
+  successRate?: number;
 }
 
 export interface TrainHooks {
   onStep?(report: StepReport): void;
   onSave?(step: number, dir: string): void;
   onEval?(report: EvalReport): void;
+  /**
+   * Closed-loop evaluation of the checkpoint just written to `dir` (the testbed runner lives above this layer, so
+   * the CLI supplies it); resolves to the success rate over all tasks.
+   */
+  closedLoop?(dir: string, step: number): Promise<number>;
   /** stop after the current step (e.g. SIGINT); a checkpoint is written first */
   shouldStop?(): boolean;
 }
@@ -167,7 +176,7 @@ function evaluateOffline(s: Sampler, params: Map<string, Tensor<'f32'>>, files: 
   return { step, tokenAccuracy: correct / (7 * refs.length), meanAbsError: absError / (7 * refs.length), samples: refs.length };
 }
 
-export function train(options: TrainOptions, backend: Backend, grad: GradBackend, hooks: TrainHooks = {}): TrainResult {
+export async function train(options: TrainOptions, backend: Backend, grad: GradBackend, hooks: TrainHooks = {}): Promise<TrainResult> {
   let o = { ...options };
   const resuming = hasResumeState(o.out);
   let state: RunState | undefined;
@@ -291,6 +300,12 @@ export function train(options: TrainOptions, backend: Backend, grad: GradBackend
       lastEval = evaluateOffline(evalSampler, params.tensors, files, backend, evalRefs, step);
       record.eval_token_accuracy = lastEval.tokenAccuracy;
       record.eval_action_mae = lastEval.meanAbsError;
+      if (o.evalEpisodes > 0 && hooks.closedLoop) {
+        save();
+        lastSave = performance.now();
+        lastEval.successRate = await hooks.closedLoop(o.out, step);
+        record.eval_success_rate = lastEval.successRate;
+      }
       hooks.onEval?.(lastEval);
     }
     appendLog(logPath, record);

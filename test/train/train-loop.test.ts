@@ -56,17 +56,17 @@ test('a few AdamW steps on a fixed batch lower the loss (tiny preset, ref backwa
 });
 
 function options(out: string, steps: number): TrainOptions {
-  return { ...TRAIN_DEFAULTS, demos, out, preset: 'tiny', steps, batch: 2, lr: 2e-3, warmupSteps: 2, holdoutPerTask: 1, saveEverySeconds: 1e9, evalEvery: 0, seed: 3 };
+  return { ...TRAIN_DEFAULTS, demos, out, preset: 'tiny', steps, batch: 2, lr: 2e-3, warmupSteps: 2, holdoutPerTask: 1, saveEverySeconds: 1e9, evalEvery: 0, evalEpisodes: 0, seed: 3 };
 }
 
-test('a run stopped and resumed ends with the same weights as an uninterrupted run', () => {
+test('a run stopped and resumed ends with the same weights as an uninterrupted run', async () => {
   const straight = join(scratch, 'straight');
   const resumed = join(scratch, 'resumed');
-  train(options(straight, 6), refBackend, refGradBackend);
+  await train(options(straight, 6), refBackend, refGradBackend);
   let step = 0;
-  const first = train(options(resumed, 6), refBackend, refGradBackend, { onStep: (r) => (step = r.step), shouldStop: () => step >= 3 });
+  const first = await train(options(resumed, 6), refBackend, refGradBackend, { onStep: (r) => (step = r.step), shouldStop: () => step >= 3 });
   assert.equal(first.step, 3);
-  const second = train(options(resumed, 6), refBackend, refGradBackend);
+  const second = await train(options(resumed, 6), refBackend, refGradBackend);
   assert.equal(second.resumedFrom, 3);
   assert.equal(second.step, 6);
   for (const file of ['training/master.safetensors', 'training/optimizer.safetensors', 'model.safetensors']) {
