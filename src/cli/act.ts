@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { readImageFile } from '../io/image.js';
+import { instructionInputIds } from '../models/prompt.js';
 import { loadPolicy } from '../policy.js';
 import { parseVariant } from '../variant.js';
 import { calibrationIfNeeded } from './calibration.js';
-import { openVlaPrompt, withTrailingSpaceToken } from '../models/prompt.js';
 import { getBackend, type BackendName } from '../tensor/backends/index.js';
 import { progressBar } from './progress.js';
 
@@ -105,7 +105,7 @@ async function instructionIds(modelDir: string, instruction: string): Promise<nu
   if (!instruction.trim()) throw new UserError('--instruction is empty');
   const { loadTokenizer } = await import('../models/tokenizer.js');
   const tokenizer = loadTokenizer(modelDir);
-  return withTrailingSpaceToken(tokenizer.encode(openVlaPrompt(instruction), { addBos: true }));
+  return instructionInputIds(tokenizer, instruction);
 }
 
 function round(ms: number): number {

@@ -9,6 +9,7 @@ commands:
   quantize   quantize a checkpoint's language model (w8a8, w4a8, w4a4, w4a16; had; gptq) and save it
   compare    fidelity of variants against base: token agreement, logit cosine, action difference
   sim        the tabletop simulator: tasks, run, render, record
+  train      train a policy on recorded demonstrations (behaviour cloning)
 
 Run 'sqap-vla <command> --help' for a command's options.`;
 
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   quantize: async () => (await import('./quantize.js')).runQuantizeCommand,
   compare: async () => (await import('./compare.js')).runCompareCommand,
   sim: async () => (await import('./sim.js')).runSimCommand,
+  train: async () => (await import('./train.js')).runTrainCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

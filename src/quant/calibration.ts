@@ -10,7 +10,7 @@ import nodePath from 'node:path';
 import { UserError } from '../errors.js';
 import { readImageFile, type RgbImage } from '../io/image.js';
 import type { OpenVla } from '../models/openvla.js';
-import { openVlaPrompt, withTrailingSpaceToken } from '../models/prompt.js';
+import { instructionInputIds } from '../models/prompt.js';
 import { loadTokenizer } from '../models/tokenizer.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -88,7 +88,7 @@ function readJson(path: string): unknown {
  * measurements.
  */
 export function promptIds(model: OpenVla, instruction: string): number[] {
-  const ids = withTrailingSpaceToken(loadTokenizer(model.path).encode(openVlaPrompt(instruction), { addBos: true }));
+  const ids = instructionInputIds(loadTokenizer(model.path), instruction);
   const vocab = model.llm.config.vocabSize;
   if (ids.every((id) => id < vocab)) return ids;
   const textIds = Math.max(4, model.config.realVocabSize - model.config.nActionBins);
