@@ -73,3 +73,15 @@ export const TOLERANCE = {
     embedding: { atol: 0, rtol: 0 },
   },
 } as const;
+
+// Token pruning (test/models/pruning.test.ts, test/tensor/attention-scores.test.ts).
+/** a variant that keeps every visual token vs base: the same computation, so logits agree to float32 noise */
+export const PRUNE_KEEP_ALL_MAX_ABS = 1e-6;
+/** pruned forward vs the unpruned model with the dropped keys masked out of layers >= K (issue 7: 1e-5) */
+export const PRUNE_ORACLE_MAX_ABS = 1e-5;
+/**
+ * attention scores, native vs ref: probabilities as TOLERANCE.f32.attentionProbs; key totals are sums of up to T
+ * float32 probabilities per head over Hq heads, so the bound scales with T·Hq (applied per element by the test)
+ */
+export const SCORES_PROB = { atol: 1e-6, rtol: 2e-5 };
+export const SCORES_TOTAL_PER_TERM = 1e-7;

@@ -26,7 +26,7 @@ Variants and token pruning (docs/pruning.md):
                       fraction of the visual tokens kept, in (0, 1]
   --prune-layer K     layers 0..K-1 see every token, layers K.. only the kept ones; 1..layers-1, default 2
   --sqap-share F      share of the sqap budget chosen by query attention, in [0, 1]; default 0.5
-  --sqap-radius R     sqap protects every patch within R patches of the end effector; default 1.5
+  --sqap-radius R     sqap protects every patch within R patches of the end effector; default 2
   --prune-seed S      seed of the random method; default 0
   --eef-pixel U,V     the end effector's pixel in --image (u right, v down)
   --eef X,Y,Z         the end effector's world position (metres), projected with --camera

@@ -27,7 +27,7 @@ export interface Selection {
 }
 
 /** SQAP defaults; docs/pruning.md gives the reasons. */
-export const SQAP_DEFAULTS: SqapOptions = { queryShare: 0.5, ringRadius: 1.5 };
+export const SQAP_DEFAULTS: SqapOptions = { queryShare: 0.5, ringRadius: 2 };
 
 /** Tokens kept for a ratio: round(keep * count), at least 1. */
 export function keepBudget(keep: number, count: number): number {
