@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { readImageFile, writePng } from '../io/image.js';
-import { openVlaPrompt, withTrailingSpaceToken } from '../models/prompt.js';
+import { instructionInputIds } from '../models/prompt.js';
 import { loadPolicy } from '../policy.js';
 import { readCameraFile, type RobotContext } from '../prune/index.js';
 import { getBackend, type BackendName } from '../tensor/backends/index.js';
@@ -171,7 +171,7 @@ async function instructionIds(modelDir: string, instruction: string): Promise<nu
   if (!instruction.trim()) throw new UserError('--instruction is empty');
   const { loadTokenizer } = await import('../models/tokenizer.js');
   const tokenizer = loadTokenizer(modelDir);
-  return withTrailingSpaceToken(tokenizer.encode(openVlaPrompt(instruction), { addBos: true }));
+  return instructionInputIds(tokenizer, instruction);
 }
 
 function round(ms: number): number {
