@@ -12,6 +12,10 @@
 
 #include "kernels.h"
 
+namespace sqap {
+void register_grad(Napi::Env env, Napi::Object exports);  // grad_binding.cc: the backward kernels
+}
+
 namespace {
 
 using sqap::WeightType;
@@ -333,6 +337,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionScores", Napi::Function::New(env, AttentionScores));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("info", Napi::Function::New(env, Info));
+  sqap::register_grad(env, exports);
   return exports;
 }
 

@@ -9,6 +9,7 @@ commands:
   sim        the tabletop simulator: tasks, run, render, record
   synth      write a random-weight OpenVLA checkpoint with real shapes (for benchmarks)
   bench      time variants of a policy side by side (vision, prefill, decode, memory)
+  train      train a policy on recorded demonstrations (behaviour cloning)
 
 Run 'sqap-vla <command> --help' for a command's options.`;
 
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   sim: async () => (await import('./sim.js')).runSimCommand,
   synth: async () => (await import('./synth.js')).runSynthCommand,
   bench: async () => (await import('./bench.js')).runBenchCommand,
+  train: async () => (await import('./train.js')).runTrainCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

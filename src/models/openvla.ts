@@ -13,7 +13,7 @@ import { Llama, type LlamaHooks, type TokenPruning } from './llama.js';
 import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } from './preprocess.js';
 import { Projector } from './projector.js';
 import { VisionTransformer } from './vit.js';
-import { checkpointSource, scoped } from './weights.js';
+import { checkpointSource, scoped, type TensorSource } from './weights.js';
 
 /** Action tokens OpenVLA generates: one per action dimension. */
 export const ACTION_DIMS = 7;
@@ -47,7 +47,9 @@ export function parseOpenVlaConfig(json: unknown, path: string): OpenVlaConfig {
   if (!textConfig || typeof textConfig.vocab_size !== 'number') throw new UserError(`${path}: missing text_config.vocab_size`);
   const timmModelIds = (c.timm_model_ids as string[] | undefined) ?? [];
   if (!Array.isArray(timmModelIds) || timmModelIds.length === 0) throw new UserError(`${path}: missing timm_model_ids`);
-  const overrides = (c.timm_overrides_for_tiny_fixture as { num_heads?: number }[] | undefined) ?? [];
+  // `timm_model_overrides` (one entry per timm_model_ids entry: the timm constructor arguments embed_dim, depth,
+  // num_heads, mlp_ratio, img_size of a scaled-down ViT, e.g. the `mini` preset) replaces the fixtures' older name.
+  const overrides = (c.timm_model_overrides ?? c.timm_overrides_for_tiny_fixture ?? []) as { num_heads?: number }[];
   const vitHeads = timmModelIds.map((id, i) => {
     const heads = overrides[i]?.num_heads ?? TIMM_HEADS[id.split('.')[0]];
     if (!heads) throw new UserError(`${path}: unknown vision backbone '${id}' (known: ${Object.keys(TIMM_HEADS).join(', ')})`);
@@ -135,18 +137,23 @@ export class OpenVla {
       const total = checkpoint.keys().length;
       let done = 0;
       const source = checkpointSource(checkpoint, () => options.onProgress?.(++done, total));
-      const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
-      const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
-      const projector = Projector.load(scoped(source, 'projector'), backend);
-      const llm = Llama.load(scoped(source, 'language_model'), config.textConfig, backend);
-      const visionWidth = backbones.reduce((a, b) => a + b.config.width, 0);
-      if (projector.inputWidth !== visionWidth || projector.outputWidth !== llm.config.hidden) {
-        throw new UserError(`${dir}: projector maps ${projector.inputWidth} -> ${projector.outputWidth}, but vision width is ${visionWidth} and LLM width ${llm.config.hidden}`);
-      }
-      return new OpenVla(config, preprocessor, backbones, projector, llm, backend, dir);
+      return OpenVla.fromSource(config, preprocessor, source, backend, dir);
     } finally {
       checkpoint.close();
     }
+  }
+
+  /** Assemble from tensors under the HF names (a checkpoint, or the f32 master weights of a training run). */
+  static fromSource(config: OpenVlaConfig, preprocessor: PreprocessorConfig, source: TensorSource, backend: Backend, path: string): OpenVla {
+    const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
+    const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
+    const projector = Projector.load(scoped(source, 'projector'), backend);
+    const llm = Llama.load(scoped(source, 'language_model'), config.textConfig, backend);
+    const visionWidth = backbones.reduce((a, b) => a + b.config.width, 0);
+    if (projector.inputWidth !== visionWidth || projector.outputWidth !== llm.config.hidden) {
+      throw new UserError(`${path}: projector maps ${projector.inputWidth} -> ${projector.outputWidth}, but vision width is ${visionWidth} and LLM width ${llm.config.hidden}`);
+    }
+    return new OpenVla(config, preprocessor, backbones, projector, llm, backend, path);
   }
 
   /** image -> pixel values [1, 3*backbones, H, W] */
