@@ -114,5 +114,10 @@ void attention_int(float* out, float* probs, const int8_t* q, const float* q_sca
 
 // Benchmarks: read `bytes` of data on every pool thread (XOR of 64-bit words) and return the XOR, so nothing is elided.
 uint64_t stream_read(const uint8_t* data, size_t bytes);
+// Token-pruning scores of the same attention (generic/attention_scores.cc): q (T,Hq,Dh), k (S,Hkv,Dh), rows (R)
+// ascending query indices -> query_probs (Hq,R,S) and key_totals (S) (sum over heads and queries), each skipped
+// when null.
+void attention_scores(float* key_totals, float* query_probs, const int32_t* rows, int R, const float* q,
+                      const float* k, int T, int S, int Hq, int Hkv, int Dh, bool causal);
 
 }  // namespace sqap

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { readImageFile } from '../io/image.js';
-import { ACTION_DIMS, type OpenVla } from '../models/openvla.js';
+import type { OpenVla } from '../models/openvla.js';
 import { loadPolicy, type LoadedPolicy } from '../policy.js';
 import { promptIds } from '../quant/calibration.js';
 import { getBackend } from '../tensor/backends/index.js';
@@ -48,25 +48,14 @@ export interface VariantFidelity {
 }
 
 /**
- * The logits of the 7 decode steps with `tokens` fed back (teacher forcing): step 0 reads the prompt, step t > 0
- * reads tokens[0..t-1].
+ * Run a policy on an input twice: free-running (its tokens and action), and teacher-forced on `forced` (base's
+ * tokens; its own when omitted) for the 7 decode steps' logits. Pruning and quantization apply to both.
  */
-export function teacherForcedLogits(model: OpenVla, input: CompareInput, tokens: number[]): Float32Array[] {
-  const llm = model.llm;
-  const cache = llm.newCache();
-  let next = model.prefixEmbeds(input.inputIds, model.projector.forward(model.visionPatches(input.pixelValues)));
-  const out: Float32Array[] = [];
-  for (let t = 0; t < ACTION_DIMS; t++) {
-    out.push(llm.forward(next, cache, { logits: 'last' }).logits!.data);
-    next = llm.embed(Int32Array.of(tokens[t]));
-  }
-  return out;
-}
-
-/** Run a policy on an input; logits teacher-forced on `forced` (base's tokens), or on its own tokens when omitted. */
 export function traceStep(policy: LoadedPolicy, input: CompareInput, forced?: number[]): StepTrace {
   const result = policy.predict({ pixelValues: input.pixelValues, inputIds: input.inputIds });
-  return { tokens: result.actionTokenIds, normalizedAction: result.normalizedAction, logits: teacherForcedLogits(policy.model, input, forced ?? result.actionTokenIds) };
+  const tokens = forced ?? result.actionTokenIds;
+  const teacherForced = policy.predict({ pixelValues: input.pixelValues, inputIds: input.inputIds, forcedTokens: tokens });
+  return { tokens: result.actionTokenIds, normalizedAction: result.normalizedAction, logits: teacherForced.stepLogits! };
 }
 
 /** The per-variant metrics against base's traces on the same inputs (extend here for new metrics). */

@@ -9,6 +9,8 @@ commands:
   quantize   quantize a checkpoint's language model (w8a8, w4a8, w4a4, w4a16; had; gptq) and save it
   compare    fidelity of variants against base: token agreement, logit cosine, action difference
   sim        the tabletop simulator: tasks, run, render, record
+  synth      write a random-weight OpenVLA checkpoint with real shapes (for benchmarks)
+  bench      time variants of a policy side by side (vision, prefill, decode, memory)
   train      train a policy on recorded demonstrations (behaviour cloning)
 
 Run 'sqap-vla <command> --help' for a command's options.`;
@@ -23,6 +25,8 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   quantize: async () => (await import('./quantize.js')).runQuantizeCommand,
   compare: async () => (await import('./compare.js')).runCompareCommand,
   sim: async () => (await import('./sim.js')).runSimCommand,
+  synth: async () => (await import('./synth.js')).runSynthCommand,
+  bench: async () => (await import('./bench.js')).runBenchCommand,
   train: async () => (await import('./train.js')).runTrainCommand,
 };
 

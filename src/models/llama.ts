@@ -3,7 +3,16 @@
 // through hooks under fixed names so tests, debugging and token pruning can read them.
 // An optional LlamaQuantization runs the same decoder on integer kernels (W8A8/W4A8/W4A4) and/or with QuaRot
 // rotations (src/quant/rotate.ts writes the rotated weights; docs/quantization.md describes both).
-import type { AttentionResult, Backend, LinearWeight, QuantizedActivations, WeightTensor } from '../tensor/backend.js';
+import type {
+  AttentionOptions,
+  AttentionResult,
+  AttentionScoreRequest,
+  AttentionScores,
+  Backend,
+  LinearWeight,
+  QuantizedActivations,
+  WeightTensor,
+} from '../tensor/backend.js';
 import { isQuantizedWeight as isQuantized } from '../tensor/formats.js';
 import { Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
@@ -91,6 +100,33 @@ export interface LlamaHooks {
 }
 
 export type LogitsMode = 'all' | 'last' | 'none';
+
+/**
+ * Token pruning inside one forward pass (the prefill), FastV-style: layers 0 .. K-1 run on every token; layer K-1's
+ * attention also returns the scores asked for (so a model is scored by the Q/K it really computes); `choose` picks
+ * the rows of this pass to keep; layers K .. run on those rows only, and only their keys and values enter the
+ * cache of layers >= K. Kept rows keep their original positions, and later tokens continue after the full length.
+ */
+export interface TokenPruning {
+  /** K, 1 <= K <= layers - 1 */
+  layer: number;
+  /** what layer K-1's attention returns; queryRows index this pass's T tokens */
+  scores: AttentionScoreRequest;
+  /**
+   * Layer K-1's scores -> rows of this pass to keep (strictly ascending, in [0, T)). Keys of the scores are in cache
+   * order: the `cachedTokens` tokens already in the cache before this pass come first.
+   */
+  choose(scores: AttentionScores, cachedTokens: number): Int32Array;
+}
+
+export interface ForwardResult {
+  /** [T or 1, V]; with pruning, rows are the kept tokens' */
+  logits?: Tensor<'f32'>;
+  /** final hidden states [T, D] ([kept, D] with pruning) */
+  hidden: Tensor<'f32'>;
+  /** with pruning: the kept rows of this pass and the time spent choosing and gathering them */
+  pruned?: { keptRows: Int32Array; overheadMs: number };
+}
 
 /**
  * Reads one linear weight `name` [N,K] of layer `layer` (quantize-at-load and quantized checkpoints hook in here;
@@ -196,32 +232,53 @@ export class Llama {
 
   /**
    * embeds [T, D] appended after what `cache` holds -> logits [T or 1, V] (per `logits`) and the final hidden
-   * states [T, D]. Positions continue from cache.nextPosition.
+   * states [T, D]. Positions continue from cache.nextPosition. With `pruning`, layers >= K see only the kept rows.
    */
   forward(
     embeds: Tensor<'f32'>,
     cache: DecoderCache,
-    options: { logits?: LogitsMode; hooks?: LlamaHooks } = {},
-  ): { logits?: Tensor<'f32'>; hidden: Tensor<'f32'> } {
-    const { hooks, logits = 'last' } = options;
+    options: { logits?: LogitsMode; hooks?: LlamaHooks; pruning?: TokenPruning } = {},
+  ): ForwardResult {
+    const { hooks, logits = 'last', pruning } = options;
     const bk = this.backend;
-    const { heads, kvHeads, headDim, rmsNormEps, ropeTheta } = this.config;
-    const tokens = embeds.shape[0];
-    const positions = cache.takePositions(tokens);
+    const { heads, kvHeads, headDim, rmsNormEps, ropeTheta, layers: layerCount } = this.config;
+    if (pruning && !(Number.isInteger(pruning.layer) && pruning.layer >= 1 && pruning.layer < layerCount)) {
+      throw new Error(`Llama.forward: pruning layer ${pruning.layer} is outside 1..${layerCount - 1}`);
+    }
+    const cachedTokens = cache.layerLength(0);
+    // token count and positions change at layer K when pruning; everything below reads these two
+    let positions = cache.takePositions(embeds.shape[0]);
+    let tokens = embeds.shape[0];
+    let keptRows: Int32Array | undefined;
+    let overheadMs = 0;
     const rotation = this.quantization?.rotation;
     let x = embeds;
     hooks?.capture?.('embeddings', -1, x);
     // rotated decoder: x·Q = (x ⊙ s)·H
     if (rotation) x = bk.fwht(bk.scaleChannels(x, rotation.residualSigns), hadamardBlockFor(x.shape[1]));
     this.weights.layers.forEach((layer, i) => {
+      if (keptRows && i === pruning!.layer) {
+        const start = performance.now();
+        x = gatherRows(x, keptRows);
+        positions = keptRows.map((row) => positions[row]);
+        tokens = keptRows.length;
+        overheadMs += performance.now() - start;
+      }
       const h = this.linearInput(x, layer.inputNorm);
       this.captureInput(hooks, 'attn_in', i, h);
       const q = bk.rope(this.project(h, layer.q).reshape([tokens, heads, headDim]), positions, ropeTheta);
       const k = bk.rope(this.project(h, layer.k).reshape([tokens, kvHeads, headDim]), positions, ropeTheta);
       const v = this.project(h, layer.v).reshape([tokens, kvHeads, headDim]);
       const wantProbs = hooks?.wantAttention?.(i) ?? false;
-      const attention = this.attend(i, q, k, v, cache, wantProbs);
+      const scoring = pruning !== undefined && i === pruning.layer - 1;
+      const attention = this.attend(i, q, k, v, cache, { causal: true, returnProbs: wantProbs, scores: scoring ? pruning.scores : undefined });
       if (attention.probs) hooks?.onAttention?.(i, attention.probs);
+      if (scoring) {
+        const start = performance.now();
+        keptRows = pruning.choose(attention.scores!, cachedTokens);
+        checkRows(keptRows, tokens);
+        overheadMs += performance.now() - start;
+      }
       const oIn = this.linearInput(attention.out);
       this.captureInput(hooks, 'o_in', i, oIn);
       const attnOut = this.project(oIn, layer.o);
@@ -239,26 +296,45 @@ export class Llama {
     if (rotation) x = bk.scaleChannels(bk.fwht(x, hadamardBlockFor(x.shape[1])), rotation.residualSigns);
     const hidden = bk.rmsNorm(x, this.weights.norm, rmsNormEps);
     hooks?.capture?.('final_norm', -1, hidden);
-    if (logits === 'none') return { hidden };
+    const pruned = keptRows ? { keptRows, overheadMs } : undefined;
+    if (logits === 'none') return { hidden, pruned };
     const rows = logits === 'last' ? hidden.rows(tokens - 1, tokens) : hidden;
-    return { logits: bk.linear(rows, this.weights.lmHead), hidden };
+    return { logits: bk.linear(rows, this.weights.lmHead), hidden, pruned };
   }
 
   /**
    * Greedy decoding: prefix embeds [T, D] -> `maxNewTokens` ids (argmax at each step, KV cache reused). `hooks`
-   * observe the prefix pass only (where token pruning reads attention); decode steps run without them.
+   * observe the prefix pass only (where token pruning reads attention); decode steps run without them. `pruning`
+   * applies to the prefix pass; decode steps attend to the pruned cache. Timings split prefill (the prefix pass)
+   * and decode (the maxNewTokens - 1 single-token passes).
    */
-  generateGreedy(prefix: Tensor<'f32'>, maxNewTokens: number, hooks?: LlamaHooks): { ids: number[]; cache: DecoderCache } {
+  generateGreedy(
+    prefix: Tensor<'f32'>,
+    maxNewTokens: number,
+    hooks?: LlamaHooks,
+    options: { pruning?: TokenPruning; forcedTokens?: number[] } = {},
+  ): { ids: number[]; cache: DecoderCache; pruned?: ForwardResult['pruned']; timingsMs: { prefill: number; decode: number }; stepLogits?: Float32Array[] } {
     const cache = this.newCache();
     const ids: number[] = [];
     let next = prefix;
+    let pruned: ForwardResult['pruned'];
+    // teacher forcing: the next input is the forced token, and every step's logits are kept
+    const forced = options.forcedTokens;
+    if (forced && forced.length < maxNewTokens - 1) throw new Error(`generateGreedy: ${forced.length} forced tokens for ${maxNewTokens} steps`);
+    const stepLogits: Float32Array[] | undefined = forced ? [] : undefined;
+    const start = performance.now();
+    let prefillDone = start;
     for (let step = 0; step < maxNewTokens; step++) {
-      const { logits } = this.forward(next, cache, { logits: 'last', hooks: step === 0 ? hooks : undefined });
-      const id = argmax(logits!.data);
+      const first = step === 0;
+      const result = this.forward(next, cache, { logits: 'last', hooks: first ? hooks : undefined, pruning: first ? options.pruning : undefined });
+      if (first) pruned = result.pruned;
+      const id = argmax(result.logits!.data);
       ids.push(id);
-      next = this.embed(Int32Array.of(id));
+      stepLogits?.push(result.logits!.data);
+      if (first) prefillDone = performance.now();
+      if (step + 1 < maxNewTokens) next = this.embed(Int32Array.of(forced ? forced[step] : id));
     }
-    return { ids, cache };
+    return { ids, cache, pruned, timingsMs: { prefill: prefillDone - start, decode: performance.now() - prefillDone }, stepLogits };
   }
 
   /**
@@ -296,18 +372,58 @@ export class Llama {
   /**
    * q [T,Hq,Dh], k/v [T,Hkv,Dh] after RoPE -> attention over the cache. Float, or (A8/A4) on integers: Q and K
    * quantized per token and head (after a per-head Hadamard when rotated), V per token and head, K/V cached as codes.
+   * Pruning scores of an integer attention come from its own probabilities, so tokens are ranked by what the
+   * quantized model computes.
    */
-  private attend(layer: number, q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, cache: DecoderCache, returnProbs: boolean): AttentionResult {
+  private attend(layer: number, q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, cache: DecoderCache, options: AttentionOptions): AttentionResult {
     const bk = this.backend;
     if (cache instanceof KVCache) {
       const [keys, values] = cache.append(layer, k, v);
-      return bk.attention(q, keys, values, { causal: true, returnProbs });
+      return bk.attention(q, keys, values, options);
     }
-    const bits = cache.bits as 4 | 8;
+    const bits = cache.bits;
     const hadamardBlock = this.quantization?.rotation ? hadamardBlockFor(this.config.headDim) : undefined;
     const [keys, values] = cache.append(layer, bk.quantizeActivations(k, { bits, hadamardBlock }), bk.quantizeActivations(v, { bits }));
-    return bk.attentionInt(bk.quantizeActivations(q, { bits, hadamardBlock }), keys, values, { causal: true, returnProbs });
+    const qq = bk.quantizeActivations(q, { bits, hadamardBlock });
+    const result = bk.attentionInt(qq, keys, values, { causal: true, returnProbs: options.returnProbs || options.scores !== undefined });
+    if (!options.scores) return result;
+    return { out: result.out, probs: options.returnProbs ? result.probs : undefined, scores: scoresFromProbs(result.probs!, options.scores) };
   }
+}
+
+/** Pruning scores (backend.ts AttentionScores) from full probabilities probs [Hq, T, S]. */
+export function scoresFromProbs(probs: Tensor<'f32'>, request: AttentionScoreRequest): AttentionScores {
+  const [heads, tokens, keys] = probs.shape;
+  const scores: AttentionScores = {};
+  if (request.queryRows) {
+    const rows = request.queryRows;
+    const out = new Float32Array(heads * rows.length * keys);
+    for (let h = 0; h < heads; h++) {
+      rows.forEach((t, r) => out.set(probs.data.subarray((h * tokens + t) * keys, (h * tokens + t + 1) * keys), (h * rows.length + r) * keys));
+    }
+    scores.queryProbs = Tensor.f32([heads, rows.length, keys], out);
+  }
+  if (request.keyTotals) {
+    const totals = new Float64Array(keys);
+    for (let i = 0; i < heads * tokens; i++) for (let s = 0; s < keys; s++) totals[s] += probs.data[i * keys + s];
+    scores.keyTotals = Float32Array.from(totals);
+  }
+  return scores;
+}
+
+/** x [T, D], rows [R] -> [R, D] */
+function gatherRows(x: Tensor<'f32'>, rows: Int32Array): Tensor<'f32'> {
+  const width = x.size / x.shape[0];
+  const out = new Float32Array(rows.length * width);
+  rows.forEach((row, i) => out.set(x.data.subarray(row * width, (row + 1) * width), i * width));
+  return Tensor.f32([rows.length, ...x.shape.slice(1)], out);
+}
+
+function checkRows(rows: Int32Array, tokens: number): void {
+  if (rows.length === 0) throw new Error('Llama.forward: pruning kept no rows');
+  rows.forEach((row, i) => {
+    if (row < 0 || row >= tokens || (i > 0 && row <= rows[i - 1])) throw new Error(`Llama.forward: kept rows must be strictly ascending in [0, ${tokens}) (at ${i}: ${row})`);
+  });
 }
 
 /** Index of the largest value (first one on ties, as torch.argmax does). */

@@ -4,7 +4,7 @@
 // and backends/index.ts falls back to ref.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { AttentionOptions, AttentionResult, Backend, QuantizedActivations, WeightTensor } from '../backend.js';
+import type { AttentionOptions, AttentionResult, AttentionScores, Backend, QuantizedActivations, WeightTensor } from '../backend.js';
 import { floatFormat, isQuantizedWeight, WEIGHT_FORMATS, type QuantizedWeight } from '../formats.js';
 import { checkHadamardBlock } from './ref-int.js';
 import { sameShape, shapeSize, Tensor } from '../tensor.js';
@@ -58,6 +58,8 @@ interface Addon {
     Dh: number, causal: boolean): void;
   weightTypes(): Record<string, number>;
   streamRead(buffer: Uint8Array): number;
+  attentionScores(keyTotals: Float32Array | null, queryProbs: Float32Array | null, rows: Int32Array, q: Float32Array,
+    k: Float32Array, T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
   setIsa(isa: NativeIsa): void;
   info(): NativeInfo;
 }
@@ -224,6 +226,7 @@ function makeBackend(native: Addon): Backend {
       return {
         out: Tensor.f32([tokens, qHeads * headDim], out),
         probs: probs ? Tensor.f32([qHeads, tokens, keys], probs) : undefined,
+        scores: options.scores ? attentionScores(native, q, k, options) : undefined,
       };
     },
 
@@ -292,6 +295,20 @@ function makeBackend(native: Addon): Backend {
         probs: probs ? Tensor.f32([qHeads, tokens, keys], probs) : undefined,
       };
     },
+  };
+}
+
+/** Token-pruning scores of attention(q, k, ...): a separate kernel that recomputes the softmax rows it needs. */
+function attentionScores(native: Addon, q: Tensor<'f32'>, k: Tensor<'f32'>, options: AttentionOptions): AttentionScores {
+  const [tokens, qHeads, headDim] = q.shape;
+  const [keys, kvHeads] = k.shape;
+  const rows = options.scores?.queryRows ?? new Int32Array(0);
+  const queryProbs = options.scores?.queryRows ? new Float32Array(qHeads * rows.length * keys) : null;
+  const keyTotals = options.scores?.keyTotals ? new Float32Array(keys) : null;
+  native.attentionScores(keyTotals, queryProbs, rows, q.data, k.data, tokens, keys, qHeads, kvHeads, headDim, options.causal);
+  return {
+    queryProbs: queryProbs ? Tensor.f32([qHeads, rows.length, keys], queryProbs) : undefined,
+    keyTotals: keyTotals ?? undefined,
   };
 }
 
