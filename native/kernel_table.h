@@ -35,7 +35,7 @@ typedef void (*SiluMulFn)(float* out, const float* gate, const float* up, size_t
 struct IntGemmArgs {
   float* out;              // (M,N)
   int32_t* acc;            // (M,N,G) or null
-  const int8_t* x;         // (M,Kp) padded codes
+  const int8_t* x;         // (M,Kp) padded codes, rows x_stride bytes apart
   const int32_t* rsum;     // (M,G)
   const float* x_scales;   // (M)
   const uint8_t* w;        // packed weight
@@ -43,6 +43,7 @@ struct IntGemmArgs {
   const float* bias;       // (N) f32 or null
   bool i4;
   int M, N, G, Gp, Kp;
+  int x_stride;            // Kp + 64: rows a multiple of 4 KiB apart would all fall in one L1 set
 };
 typedef void (*IntGemmFn)(const IntGemmArgs& args, int b0, int b1);
 

@@ -78,7 +78,7 @@ void int_tile(const IntGemmArgs& a, int m0, int col0) {
   for (int g = 0; g < a.G; g++) {
     const uint8_t* wg[NV];
     for (int j = 0; j < NV; j++) wg[j] = wp[j] + static_cast<size_t>(g) * steps * 64;
-    for (int i = 0; i < MR; i++) xr[i] = a.x + static_cast<size_t>(m0 + i) * a.Kp + static_cast<size_t>(g) * a.Gp;
+    for (int i = 0; i < MR; i++) xr[i] = a.x + static_cast<size_t>(m0 + i) * a.x_stride + static_cast<size_t>(g) * a.Gp;
     int_group<Ops, I4, MR, NV>(wg, xr, steps, accbuf);
     // L2: s = f32(s + f32(f32(acc) · wscale)), group by group
     for (int i = 0; i < MR; i++) {

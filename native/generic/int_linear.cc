@@ -46,11 +46,22 @@ void dequantize_row(float* out, const void* codes, const float* scales, WeightTy
     }
     return;
   }
+  // the two signed codes of every byte value, low nibble first
+  static const auto kPairs = [] {
+    struct Table {
+      float v[256][2];
+    } t{};
+    for (int b = 0; b < 256; b++) {
+      t.v[b][0] = static_cast<float>((b & 15) >= 8 ? (b & 15) - 16 : (b & 15));
+      t.v[b][1] = static_cast<float>((b >> 4) >= 8 ? (b >> 4) - 16 : (b >> 4));
+    }
+    return t;
+  }();
   const uint8_t* row = static_cast<const uint8_t*>(codes) + static_cast<size_t>(n) * ((K + 1) / 2);
-  for (int k = 0; k + 1 < K; k += 2) {  // nibbles as signed codes first
-    const uint8_t b = row[k / 2];
-    out[k] = static_cast<float>(static_cast<int8_t>(static_cast<uint8_t>(b << 4)) >> 4);
-    out[k + 1] = static_cast<float>(static_cast<int8_t>(b) >> 4);
+  for (int k = 0; k + 1 < K; k += 2) {
+    const float* pair = kPairs.v[row[k / 2]];
+    out[k] = pair[0];
+    out[k + 1] = pair[1];
   }
   if (K % 2) out[K - 1] = static_cast<float>(static_cast<int8_t>(static_cast<uint8_t>(row[K / 2] << 4)) >> 4);
   for (int g = 0; g < G; g++) {
@@ -109,7 +120,7 @@ void int_gemm_generic(const IntGemmArgs& a, int b0, int b1) {
   const int n1 = std::min(b1 * 16, a.N);
   for (int n = b0 * 16; n < n1; n++) {
     for (int m = 0; m < a.M; m++) {
-      const int8_t* x = a.x + static_cast<size_t>(m) * a.Kp;
+      const int8_t* x = a.x + static_cast<size_t>(m) * a.x_stride;
       float s = 0.0f;
       for (int g = 0; g < a.G; g++) {
         int32_t acc = 0;
@@ -130,12 +141,13 @@ void linear_int(float* out, int32_t* acc, const int8_t* x_codes, const float* x_
                 WeightType bias_type) {
   const IntWeightLayout l = int_weight_layout(w_type, N, K, group);
   // x with the weight's group padding, and its per-group sums (they undo the weight bias)
-  std::vector<int8_t> x(static_cast<size_t>(M) * l.Kp + 64, 0);
+  const int x_stride = l.Kp + 64;
+  std::vector<int8_t> x(static_cast<size_t>(M) * x_stride + 64, 0);
   std::vector<int32_t> rsum(static_cast<size_t>(M) * l.G);
   for (int m = 0; m < M; m++) {
     for (int g = 0; g < l.G; g++) {
       const int8_t* src = x_codes + static_cast<size_t>(m) * K + static_cast<size_t>(g) * group;
-      std::memcpy(x.data() + static_cast<size_t>(m) * l.Kp + static_cast<size_t>(g) * l.Gp, src, group);
+      std::memcpy(x.data() + static_cast<size_t>(m) * x_stride + static_cast<size_t>(g) * l.Gp, src, group);
       int32_t sum = 0;
       for (int k = 0; k < group; k++) sum += src[k];
       rsum[static_cast<size_t>(m) * l.G + g] = sum;
@@ -147,7 +159,7 @@ void linear_int(float* out, int32_t* acc, const int8_t* x_codes, const float* x_
     for (int n = 0; n < N; n++) bias_f32[n] = weight_at(bias, bias_type, n);
   }
   IntGemmArgs args{out,  acc, x.data(), rsum.data(), x_scales, w_packed, w_scales,
-                   bias != nullptr ? bias_f32.data() : nullptr, w_type == WeightType::i4, M, N, l.G, l.Gp, l.Kp};
+                   bias != nullptr ? bias_f32.data() : nullptr, w_type == WeightType::i4, M, N, l.G, l.Gp, l.Kp, x_stride};
   const KernelTable& table = kernels();
   const double ops = 2.0 * M * l.Kp * N;
   parallel_range(l.Np / 16, 4, ops < 4e5 ? l.Np + 1 : 0, [&](int b0, int b1) { table.int_gemm(args, b0, b1); });
