@@ -44,3 +44,10 @@ test('outlier checkpoint: w4a4+had clearly closer to base than w4a4; had still e
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('quantization composes with token pruning: w4a4+had+sqap@0.5 prunes on the integer attention scores', () => {
+  const policy = loadPolicy(fixturePath('tiny-openvla'), 'w4a4+had+sqap@0.5', { backend });
+  const result = policy.predict({ ...input, robot: { eefPixel: [20, 48] } });
+  assert.equal(result.actionTokenIds.length, 7);
+  assert.ok(result.pruning && result.keptVisualTokens && result.keptVisualTokens.length === 8, `kept ${result.keptVisualTokens?.length}`);
+});
