@@ -71,7 +71,7 @@ function printTable(header: string[], rows: string[][]): void {
 function quantTable(): void {
   const backend = nativeBackend!;
   const bandwidth = measureBandwidth();
-  console.log(`quantized linear (native, isa ${nativeInfo()!.isa}); memory bandwidth (512 MiB stream read) ${(bandwidth / 1e9).toFixed(1)} GB/s`);
+  console.log(`quantized linear (native, isa ${nativeInfo()!.isa}); memory bandwidth (256 MiB stream read) ${(bandwidth / 1e9).toFixed(1)} GB/s`);
   console.log('GOP/s = 2·M·K·N / median time, activation quantization included; vs bf16 = our bf16 time / this time;');
   console.log('M=1: weight bytes / time as a share of that bandwidth\n');
   const header = ['case', 'M', 'K', 'N', 'GOP/s', 'vs bf16', 'weight GB/s', 'of bandwidth'];

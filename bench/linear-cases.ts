@@ -68,8 +68,8 @@ export function timeInterleaved(fns: Array<() => void>, reps: number): number[] 
   return times.map(median);
 }
 
-/** Memory bandwidth in bytes/s: the median of `reps` streaming reads of a buffer larger than the caches (512 MiB). */
-export function measureBandwidth(reps = 5, bytes = 512 * 2 ** 20): number {
+/** Memory bandwidth in bytes/s: the median of `reps` streaming reads of a buffer larger than the caches (256 MiB). */
+export function measureBandwidth(reps = 5, bytes = 256 * 2 ** 20): number {
   const buffer = new Uint8Array(bytes);
   for (let i = 0; i < bytes; i += 4096) buffer[i] = i & 255; // touch every page
   const [seconds] = timeInterleaved([() => nativeStreamRead(buffer)], reps);

@@ -47,6 +47,10 @@ struct IntGemmArgs {
 };
 typedef void (*IntGemmFn)(const IntGemmArgs& args, int b0, int b1);
 
+// Contract Q3–Q5 on one row h (K): amax (times clip when clip != 1), scale = amax / qmax, codes = clamp(RNE(h /
+// scale), ±qmax); returns the scale. Every operation is exact or correctly rounded, so all versions agree bit for bit.
+typedef float (*QuantizeRowFn)(int8_t* codes, const float* h, int K, float qmax, float clip);
+
 struct KernelTable {
   Isa isa;
   LinearPackedSizeFn linear_packed_size;
@@ -57,6 +61,7 @@ struct KernelTable {
   GeluFn gelu;
   SiluMulFn silu_mul;
   IntGemmFn int_gemm;
+  QuantizeRowFn quantize_row;
 };
 
 // The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.
@@ -79,6 +84,9 @@ void int_gemm_generic(const IntGemmArgs& args, int b0, int b1);
 void int_gemm_avx2(const IntGemmArgs& args, int b0, int b1);
 void int_gemm_avxvnni(const IntGemmArgs& args, int b0, int b1);
 void int_gemm_avx512vnni(const IntGemmArgs& args, int b0, int b1);
+float quantize_row_generic(int8_t* codes, const float* h, int K, float qmax, float clip);
+float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip);    // arch/avx2/int.cc
+float quantize_row_avx512(int8_t* codes, const float* h, int K, float qmax, float clip);  // arch/avx512/int.cc
 
 extern const KernelTable kGenericKernels;
 extern const KernelTable kAvx2Kernels;        // defined even when the compiler lacks AVX2: then it aliases generic

@@ -115,7 +115,7 @@ async function main(): Promise<void> {
   const info = nativeInfo()!;
   const bandwidth = measureBandwidth();
   console.log(`ours: native isa ${info.isa}, ${info.threads} threads; ONNX Runtime ${ort.env.versions.common}, ${threads} intra-op threads`);
-  console.log(`memory bandwidth (512 MiB stream read): ${(bandwidth / 1e9).toFixed(1)} GB/s`);
+  console.log(`memory bandwidth (256 MiB stream read): ${(bandwidth / 1e9).toFixed(1)} GB/s`);
   console.log('G(FL)OP/s = 2·M·K·N / median time (interleaved calls); ratio = ORT time / our time (> 1: we are faster)\n');
   const pairs: Array<[string, CaseName[]]> = [
     ['MatMul f32', ['f32', 'bf16']],

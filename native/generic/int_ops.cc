@@ -30,6 +30,22 @@ void fwht_block(float* v, int B) {
 
 }  // namespace
 
+float quantize_row_generic(int8_t* codes, const float* h, int K, float qmax, float clip) {
+  float amax = 0.0f;  // Q3
+  for (int k = 0; k < K; k++) amax = std::fmax(amax, std::fabs(h[k]));
+  if (clip != 1.0f) amax = amax * clip;
+  const float scale = amax / qmax;  // Q4
+  if (scale == 0.0f) {
+    for (int k = 0; k < K; k++) codes[k] = 0;
+    return scale;
+  }
+  for (int k = 0; k < K; k++) {  // Q5: nearbyint rounds half to even in the default rounding mode
+    const float q = std::nearbyint(h[k] / scale);
+    codes[k] = static_cast<int8_t>(q > qmax ? qmax : (q < -qmax ? -qmax : q));
+  }
+  return scale;
+}
+
 void fwht(float* out, const float* x, int M, int K, int block) {
   parallel_range(M, 1, static_cast<double>(M) * K < 65536 ? M + 1 : 0, [&](int m0, int m1) {
     for (int m = m0; m < m1; m++) {
@@ -43,6 +59,7 @@ void fwht(float* out, const float* x, int M, int K, int block) {
 void quantize_activations(int8_t* codes, float* scales, const float* x, int M, int K, int bits, bool has_norm,
                           const void* norm_weight, WeightType norm_type, double eps, int had_block, float clip) {
   const float qmax = bits == 8 ? 127.0f : 7.0f;
+  const KernelTable& table = kernels();
   parallel_range(M, 1, static_cast<double>(M) * K < 65536 ? M + 1 : 0, [&](int m0, int m1) {
     std::vector<float> h(K);
     for (int m = m0; m < m1; m++) {
@@ -60,20 +77,7 @@ void quantize_activations(int8_t* codes, float* scales, const float* x, int M, i
       }
       if (had_block > 0)  // Q2
         for (int o = 0; o < K; o += had_block) fwht_block(h.data() + o, had_block);
-      float amax = 0.0f;  // Q3
-      for (int k = 0; k < K; k++) amax = std::fmax(amax, std::fabs(h[k]));
-      if (clip != 1.0f) amax = amax * clip;
-      const float scale = amax / qmax;  // Q4
-      scales[m] = scale;
-      int8_t* out = codes + static_cast<size_t>(m) * K;
-      if (scale == 0.0f) {
-        for (int k = 0; k < K; k++) out[k] = 0;
-        continue;
-      }
-      for (int k = 0; k < K; k++) {  // Q5: nearbyint rounds half to even in the default rounding mode
-        const float q = std::nearbyint(h[k] / scale);
-        out[k] = static_cast<int8_t>(q > qmax ? qmax : (q < -qmax ? -qmax : q));
-      }
+      scales[m] = table.quantize_row(codes + static_cast<size_t>(m) * K, h.data(), K, qmax, clip);  // Q3–Q5
     }
   });
 }

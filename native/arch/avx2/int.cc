@@ -65,6 +65,41 @@ struct Ops {
 
 }  // namespace
 
+// Contract Q3–Q5 with 8 lanes: max of |h| (exact), division (correctly rounded), vroundps to nearest-even, clamp.
+float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 vmax = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= K; k += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(h + k)));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float amax = 0.0f;
+  for (float v : lanes) amax = amax > v ? amax : v;
+  for (; k < K; k++) {
+    const float a = h[k] < 0 ? -h[k] : h[k];
+    amax = amax > a ? amax : a;
+  }
+  if (clip != 1.0f) amax = amax * clip;
+  const float scale = amax / qmax;
+  if (scale == 0.0f) {
+    std::memset(codes, 0, K);
+    return scale;
+  }
+  const __m256 vs = _mm256_set1_ps(scale), hi = _mm256_set1_ps(qmax), lo = _mm256_set1_ps(-qmax);
+  for (k = 0; k + 8 <= K; k += 8) {
+    __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(h + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+    const __m256i i32 = _mm256_cvtps_epi32(q);
+    const __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + k), _mm_packs_epi16(i16, i16));
+  }
+  for (; k < K; k++) {
+    const float q = __builtin_nearbyintf(h[k] / scale);
+    codes[k] = static_cast<int8_t>(q > qmax ? qmax : (q < -qmax ? -qmax : q));
+  }
+  return scale;
+}
+
 // 6 rows × 16 columns: 12 ymm accumulators + 2 weight vectors + 1 broadcast of the 16 registers
 void int_gemm_avx2(const IntGemmArgs& a, int b0, int b1) {
   if (a.i4) int_columns<Ops, true, 6, 2>(a, b0, b1);
@@ -83,6 +118,9 @@ void int_gemm_avx2(const IntGemmArgs& a, int b0, int b1) {
 
 namespace sqap {
 void int_gemm_avx2(const IntGemmArgs& a, int b0, int b1) { int_gemm_generic(a, b0, b1); }
+float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
+  return quantize_row_generic(codes, h, K, qmax, clip);
+}
 }
 
 #endif

@@ -59,6 +59,37 @@ struct Ops {
 
 }  // namespace
 
+// Contract Q3–Q5 with 16 lanes (masked tail): max of |h| (exact), division (correctly rounded), round to nearest-even
+// (vrndscaleps), clamp, narrow with vpmovsdb.
+float quantize_row_avx512(int8_t* codes, const float* h, int K, float qmax, float clip) {
+  __m512 vmax = _mm512_setzero_ps();
+  int k = 0;
+  for (; k + 16 <= K; k += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(h + k)));
+  if (k < K) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (K - k)) - 1);
+    vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mask, h + k)));
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, vmax);
+  float amax = 0.0f;
+  for (float v : lanes) amax = amax > v ? amax : v;
+  if (clip != 1.0f) amax = amax * clip;
+  const float scale = amax / qmax;
+  if (scale == 0.0f) {
+    std::memset(codes, 0, K);
+    return scale;
+  }
+  const __m512 vs = _mm512_set1_ps(scale), hi = _mm512_set1_ps(qmax), lo = _mm512_set1_ps(-qmax);
+  for (k = 0; k < K; k += 16) {
+    const __mmask16 mask = K - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (K - k)) - 1);
+    __m512 q = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(mask, h + k), vs),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+    _mm_mask_storeu_epi8(codes + k, mask, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(q)));
+  }
+  return scale;
+}
+
 // 6 rows × 64 columns: 24 zmm accumulators + 4 weight vectors + 1 broadcast of the 32 registers
 void int_gemm_avx512vnni(const IntGemmArgs& a, int b0, int b1) {
   if (a.i4) int_columns<Ops, true, 6, 4>(a, b0, b1);
@@ -77,6 +108,9 @@ void int_gemm_avx512vnni(const IntGemmArgs& a, int b0, int b1) {
 
 namespace sqap {
 void int_gemm_avx512vnni(const IntGemmArgs& a, int b0, int b1) { int_gemm_generic(a, b0, b1); }
+float quantize_row_avx512(int8_t* codes, const float* h, int K, float qmax, float clip) {
+  return quantize_row_generic(codes, h, K, qmax, clip);
+}
 }
 
 #endif
