@@ -7,6 +7,7 @@ commands:
   inspect    print a checkpoint's architecture, sizes and dtypes
   convert    re-save a checkpoint in bf16/f16/f32, sharded
   sim        the tabletop simulator: tasks, run, render, record
+  serve      serve a policy over HTTP (OpenVLA deploy.py compatible POST /act)
 
 Run 'sqap-vla <command> --help' for a command's options.`;
 
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   inspect: async () => (await import('./inspect.js')).runInspectCommand,
   convert: async () => (await import('./convert.js')).runConvertCommand,
   sim: async () => (await import('./sim.js')).runSimCommand,
+  serve: async () => (await import('./serve.js')).runServeCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
