@@ -60,6 +60,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const metrics = new Metrics();
   const byStatus: Record<string, number> = {};
   let fatal: Error | undefined;
+  let started = false;
   const worker = new ModelWorker(
     { modelDir: options.modelDir, variant, backend: options.backend },
     {
@@ -67,6 +68,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       onCrash: (reason) => log(event(options.jsonLogs, 'worker_crash', `${reason}; restarting it`)),
       onFatal: (error) => {
         fatal = error;
+        if (!started) return; // a failed first load is thrown by startServer instead
         log(event(options.jsonLogs, 'fatal', error.message.split('\n')[0]));
         options.onFatal?.(error);
       },
@@ -78,6 +80,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     await worker.close();
     throw error;
   }
+  started = true;
   const queue = new StepQueue<ActJob, StepOutput>(options.maxQueue, options.timeoutMs, (job) => worker.run(job));
   let inFlight = 0;
 
@@ -93,6 +96,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   app.decorateRequest('timings', null as unknown as RequestTimings);
   app.addHook('onRequest', async (request) => {
     request.timings = {};
+  });
+  // While shutting down, each answer ends its connection, so that keep-alive clients do not hold the close up.
+  let closingDown = false;
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closingDown) void reply.header('connection', 'close');
+    return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unknown';
@@ -183,6 +192,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     worker,
     close: () =>
       (closing ??= (async () => {
+        closingDown = true;
         await app.close(); // stops listening; waits for the requests already received
         queue.close();
         await queue.idle();
