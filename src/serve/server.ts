@@ -96,6 +96,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   app.decorateRequest('timings', null as unknown as RequestTimings);
   app.addHook('onRequest', async (request) => {
     request.timings = {};
+    // Under overload, refuse before reading and parsing the body: a 503 should cost the server almost nothing.
+    if (request.method === 'POST' && request.routeOptions.url === '/act') {
+      const refusal = queue.refusal();
+      if (refusal) throw refusal;
+    }
   });
   // While shutting down, each answer ends its connection, so that keep-alive clients do not hold the close up.
   let closingDown = false;

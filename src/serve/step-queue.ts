@@ -41,13 +41,18 @@ export class StepQueue<J, R> {
     return Math.max(1, Math.ceil((this.stepMsAverage * (this.waiting.length + 1)) / 1000));
   }
 
-  submit(job: J): Promise<{ result: R; queueMs: number; stepMs: number }> {
-    if (this.closed) return Promise.reject(new HttpError(503, 'the server is shutting down', { 'retry-after': '1' }));
+  /** The 503 a new request would get now, or undefined when it would be accepted. */
+  refusal(): HttpError | undefined {
+    if (this.closed) return new HttpError(503, 'the server is shutting down', { 'retry-after': '1' });
     if (this.running && this.waiting.length >= this.maxQueue) {
-      return Promise.reject(
-        new HttpError(503, `busy: ${this.waiting.length} requests are already waiting (--max-queue ${this.maxQueue})`, { 'retry-after': String(this.retryAfterSeconds()) }),
-      );
+      return new HttpError(503, `busy: ${this.waiting.length} requests are already waiting (--max-queue ${this.maxQueue})`, { 'retry-after': String(this.retryAfterSeconds()) });
     }
+    return undefined;
+  }
+
+  submit(job: J): Promise<{ result: R; queueMs: number; stepMs: number }> {
+    const refusal = this.refusal();
+    if (refusal) return Promise.reject(refusal);
     return new Promise((resolve, reject) => {
       const entry: Entry<J, R> = { job, enqueuedAt: performance.now(), resolve, reject, settled: false, timer: undefined as unknown as NodeJS.Timeout };
       entry.timer = setTimeout(() => this.expire(entry), this.timeoutMs);

@@ -132,3 +132,24 @@ test('a model thread that dies mid-request answers that request with 500, is res
   assert.equal(server.worker.restarts, 1);
   assert.match(await (await fetch(`${server.url}/metrics`)).text(), /^sqap_vla_worker_restarts_total 1$/m);
 });
+
+test("the README's Python client and curl example work against the server", async (t) => {
+  const readme = fs.readFileSync(nodePath.join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Serve'), readme.indexOf('## Library'));
+  const python = /```python\n([\s\S]*?)```/.exec(section)![1].replaceAll('http://127.0.0.1:8000', server.url);
+  assert.ok(python.trim().split('\n').length <= 12, 'about ten lines');
+  const run = promisify(execFile);
+  if (spawnSync('python3', ['--version']).error) t.diagnostic('python3 is not installed: Python snippet skipped');
+  else {
+    const { stdout } = await run('python3', ['-c', python], { encoding: 'utf8' });
+    const action = stdout.trim().replace(/^\(|\)$/g, '').split(',').map(Number);
+    assert.equal(action.length, 7, stdout);
+    assert.ok(action.every(Number.isFinite), stdout);
+  }
+  if (spawnSync('curl', ['--version']).error) return t.skip('curl is not installed');
+  const curl = /```sh\n([\s\S]*?)```/.exec(section)![1].split('\n').filter((l) => !l.includes('sqap-vla serve')).join('\n').replaceAll('http://127.0.0.1:8000', server.url);
+  const { stdout } = await run('bash', ['-c', curl], { cwd: ROOT, encoding: 'utf8' });
+  const [details, health] = stdout.trim().replace(/\}\s*\{/, '}\n{').split('\n').map((l) => JSON.parse(l)); // curl prints no newline after a body
+  assert.deepEqual(details.action, actAction);
+  assert.equal(health.ready, true);
+});
