@@ -2,7 +2,7 @@
 // plain form ({"image": <json-numpy>, "instruction", "unnorm_key"}), its double-encoded form ({"encoded": "<the
 // same JSON as a string>"}), a base64 PNG/JPEG image, prompt ids and the robot context that pruning uses. Runs on
 // the event loop, so every check is linear in the body and nothing big is decoded before its size is known.
-import type { CameraParams } from '../sim/types.js';
+import type { PinholeCamera, RobotContext } from '../prune/index.js';
 import { RequestError } from './errors.js';
 import { decodeBase64, decodeNdArray, isNdArrayJson, ndArrayNumbers, base64DecodedLength } from './ndarray.js';
 import { MAX_INPUT_IDS } from './schema.js';
@@ -11,8 +11,6 @@ import { MAX_INPUT_IDS } from './schema.js';
 export const MAX_IMAGE_SIDE = 4096;
 export const MAX_IMAGE_PIXELS = 1 << 22;
 
-/** Where the end effector is, for robot-aware pruning: a pixel of the input image, or a 3-D point and the camera. */
-export type RobotContextInput = { eefPixel: [number, number] } | { eef: [number, number, number]; camera: CameraParams };
 
 /** The image as the worker gets it: raw RGB8, or PNG/JPEG bytes it decodes off the event loop. */
 export type ImagePayload =
@@ -25,7 +23,7 @@ export interface ActJob {
   inputIds?: number[];
   instruction?: string;
   unnormKey?: string;
-  robot?: RobotContextInput;
+  robot?: RobotContext;
 }
 
 export interface ParsedAct {
@@ -181,7 +179,7 @@ function parseUnnormKey(value: unknown, facts: ModelFacts | undefined): string |
   return value;
 }
 
-function parseRobotContext(body: Record<string, unknown>): RobotContextInput | undefined {
+function parseRobotContext(body: Record<string, unknown>): RobotContext | undefined {
   const { eef_pixel: eefPixel, eef, camera } = body;
   if (eefPixel !== undefined) {
     if (eef !== undefined || camera !== undefined) throw new RequestError('give eef_pixel or eef + camera, not both');
@@ -192,7 +190,7 @@ function parseRobotContext(body: Record<string, unknown>): RobotContextInput | u
   return { eef: finiteNumbers(eef, 'eef', 3) as [number, number, number], camera: parseCamera(camera) };
 }
 
-function parseCamera(value: unknown): CameraParams {
+function parseCamera(value: unknown): PinholeCamera {
   if (!isObject(value)) throw new RequestError('camera must be an object {width, height, intrinsics, worldToCamera}');
   const size = (key: 'width' | 'height'): number => {
     const v = value[key];

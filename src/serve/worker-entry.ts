@@ -56,18 +56,17 @@ function step(job: ActJob, policy: LoadedPolicy, tokenizer: Tokenizer | undefine
   const vocabSize = policy.model.llm.config.vocabSize;
   const outside = inputIds.find((id) => id >= vocabSize);
   if (outside !== undefined) throw new UserError(`token id ${outside} is outside this model's vocabulary of ${vocabSize}`);
-  const decodeMs = performance.now() - start;
-  // The robot context rides along for pruning variants; PredictInput gains its field when pruning lands.
-  const input = { image, inputIds, unnormKey: job.unnormKey, robot: job.robot };
-  const result = policy.predict(input);
+  const imageDecodeMs = performance.now() - start;
+  // the robot context (end effector) is what sqap pruning protects; variants without pruning ignore it
+  const result = policy.predict({ image, inputIds, unnormKey: job.unnormKey, robot: job.robot });
   return {
     action: result.action,
     normalizedAction: result.normalizedAction,
     actionTokenIds: result.actionTokenIds,
     unnormKey: result.unnormKey,
     inputIds,
-    timingsMs: { decode: decodeMs, ...result.timingsMs },
-    pruning: (result as { pruning?: unknown }).pruning ?? null,
+    timingsMs: { image_decode: imageDecodeMs, ...result.timingsMs },
+    pruning: result.pruning ?? null,
   };
 }
 

@@ -1,4 +1,5 @@
 // Messages between the server (model-worker.ts) and the thread that owns the model (worker-entry.ts).
+import type { PruningReport } from '../prune/index.js';
 import type { BackendName } from '../tensor/backends/index.js';
 import type { ActJob, ModelFacts } from './act-request.js';
 
@@ -17,7 +18,7 @@ export interface StepOutput {
   inputIds: number[];
   timingsMs: Record<string, number>;
   /** the pruning variant's report (kept tokens, end-effector patch), null for variants that do not prune */
-  pruning: unknown;
+  pruning: PruningReport | null;
 }
 
 export interface ReadyInfo extends ModelFacts {

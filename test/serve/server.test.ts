@@ -153,3 +153,27 @@ test("the README's Python client and curl example work against the server", asyn
   assert.deepEqual(details.action, actAction);
   assert.equal(health.ready, true);
 });
+
+test('a pruning variant gets the robot context: the action and kept tokens equal `act --variant sqap@0.5 --eef-pixel`', async () => {
+  const pruned = await startTestServer({ variant: 'sqap@0.5' });
+  try {
+    const run = promisify(execFile);
+    const act = await run(process.execPath, [BIN, 'act', '--model', MODEL_DIR, '--image', IMAGE_PATH, '--input-ids', EXPECTED.input_ids.join(','), '--variant', 'sqap@0.5', '--eef-pixel', '30,40', '--json'], { cwd: ROOT, encoding: 'utf8' });
+    const expected = JSON.parse(act.stdout.trim().split('\n').pop()!) as { action: number[]; pruning: { kept_indices: number[]; eef_patch: number | null } };
+    const reply = await post(pruned.url, jsonNumpyBody(referenceImage(), { eef_pixel: [30, 40], return_details: true }));
+    assert.equal(reply.status, 200, reply.text);
+    const details = JSON.parse(reply.text);
+    assert.equal(details.variant, 'sqap@0.5');
+    assert.deepEqual(details.action, expected.action);
+    assert.equal(details.pruning.method, 'sqap');
+    assert.deepEqual(details.pruning.kept_indices, expected.pruning.kept_indices);
+    assert.equal(details.pruning.eef_patch, expected.pruning.eef_patch);
+    assert.notEqual(details.pruning.eef_patch, null);
+    // without a robot context sqap degrades to query + FPS and says so
+    const bare = JSON.parse((await post(pruned.url, jsonNumpyBody(referenceImage(), { return_details: true }))).text);
+    assert.equal(bare.pruning.eef_patch, null);
+    assert.match(bare.pruning.note, /no robot context/);
+  } finally {
+    await pruned.close();
+  }
+});
