@@ -110,7 +110,8 @@ async function timeAsyncInterleaved(fns: Array<() => unknown>, reps: number): Pr
 }
 
 async function main(): Promise<void> {
-  if (!nativeBackend) throw new Error('the native addon is not built (npm rebuild)');
+  const backend = nativeBackend;
+  if (!backend) throw new Error('the native addon is not built (npm rebuild)');
   if (process.env.SQAP_THREADS === undefined) console.log(`(set SQAP_THREADS=${threads} to match ORT's thread count exactly)`);
   const info = nativeInfo()!;
   const bandwidth = measureBandwidth();
@@ -130,7 +131,7 @@ async function main(): Promise<void> {
     for (const m of ROWS) {
       const x = benchActivations(m, k);
       const feeds = { X: new ort.Tensor('float32', x.data, [m, k]) };
-      const ours = pairs.map(([, names]) => names.map((name) => makeCase(nativeBackend, name, x, w, n, k)));
+      const ours = pairs.map(([, names]) => names.map((name) => makeCase(backend, name, x, w, n, k)));
       const fns: Array<() => unknown> = [];
       sessions.forEach((s, i) => {
         fns.push(() => s.run(feeds));
