@@ -142,8 +142,11 @@ void linear_int(float* out, int32_t* acc, const int8_t* x_codes, const float* x_
   const IntWeightLayout l = int_weight_layout(w_type, N, K, group);
   // x with the weight's group padding, and its per-group sums (they undo the weight bias)
   const int x_stride = l.Kp + 64;
-  std::vector<int8_t> x(static_cast<size_t>(M) * x_stride + 64, 0);
-  std::vector<int32_t> rsum(static_cast<size_t>(M) * l.G);
+  // per-thread scratch kept between calls: a fresh multi-megabyte vector per call costs a page fault per 4 KiB
+  thread_local std::vector<int8_t> x;
+  thread_local std::vector<int32_t> rsum;
+  x.assign(static_cast<size_t>(M) * x_stride + 64, 0);
+  rsum.resize(static_cast<size_t>(M) * l.G);
   for (int m = 0; m < M; m++) {
     for (int g = 0; g < l.G; g++) {
       const int8_t* src = x_codes + static_cast<size_t>(m) * K + static_cast<size_t>(g) * group;
@@ -171,13 +174,15 @@ void linear_dequant(float* out, const float* x, const void* codes, const float* 
                     const void* bias, WeightType bias_type, int M, int K, int N) {
   const KernelTable& table = kernels();
   const size_t packed_floats = table.linear_packed_size(M, K);
-  std::vector<float> storage(packed_floats > 0 ? packed_floats + 16 : 0);
+  thread_local std::vector<float> storage;  // reused between calls (see linear_int)
+  if (storage.size() < packed_floats + 16) storage.resize(packed_floats + 16);
   float* packed = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
   if (packed_floats > 0) table.linear_pack(packed, x, M, K);
   const float* xs = packed_floats > 0 ? packed : x;
   constexpr int kRows = 16;
   parallel_range(N, kRows, static_cast<double>(M) * K * N < 1e5 ? N + 1 : 0, [&](int n0, int n1) {
-    std::vector<float> w(static_cast<size_t>(kRows) * K);
+    thread_local std::vector<float> w;
+    if (w.size() < static_cast<size_t>(kRows) * K) w.resize(static_cast<size_t>(kRows) * K);
     for (int nb = n0; nb < n1; nb += kRows) {
       const int rows = std::min(kRows, n1 - nb);
       for (int r = 0; r < rows; r++) dequantize_row(w.data() + static_cast<size_t>(r) * K, codes, scales, w_type, K, group, nb + r);

@@ -76,7 +76,9 @@ void linear(float* out, const float* x, const void* w, WeightType w_type, const 
   const KernelTable& table = kernels();
   const size_t packed_floats = table.linear_packed_size(M, K);
   // 64-byte aligned so no vector load of the packed tiles straddles a cache line
-  std::vector<float> storage(packed_floats > 0 ? packed_floats + 16 : 0);
+  // per-thread scratch kept between calls: a fresh multi-megabyte vector per call costs a page fault per 4 KiB
+  thread_local std::vector<float> storage;
+  if (packed_floats > 0 && storage.size() < packed_floats + 16) storage.resize(packed_floats + 16);
   float* packed = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
   if (packed_floats > 0) table.linear_pack(packed, x, M, K);
   const float* xs = packed_floats > 0 ? packed : x;
