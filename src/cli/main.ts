@@ -7,6 +7,8 @@ commands:
   inspect    print a checkpoint's architecture, sizes and dtypes
   convert    re-save a checkpoint in bf16/f16/f32, sharded
   sim        the tabletop simulator: tasks, run, render, record
+  eval       closed-loop success of variants on the same episodes, with a report
+  demo       one episode of base and of the SQAP variant side by side, as an animated GIF
 
 Run 'sqap-vla <command> --help' for a command's options.`;
 
@@ -18,6 +20,8 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   inspect: async () => (await import('./inspect.js')).runInspectCommand,
   convert: async () => (await import('./convert.js')).runConvertCommand,
   sim: async () => (await import('./sim.js')).runSimCommand,
+  eval: async () => (await import('./eval.js')).runEvalCommand,
+  demo: async () => (await import('./demo.js')).runDemoCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -14,6 +14,7 @@ import { instructionInputIds } from '../models/prompt.js';
 import { loadTokenizer, type Tokenizer } from '../models/tokenizer.js';
 import { loadPolicy, type LoadedPolicy } from '../policy.js';
 import type { PolicyFactory } from '../sim/runner.js';
+import type { BatchPolicy } from './lockstep.js';
 import type { Action, Observation, Policy } from '../sim/types.js';
 import { getBackend, type BackendName } from '../tensor/backends/index.js';
 
@@ -90,6 +91,19 @@ export class ModelPolicy {
       unnormKey: this.unnormKey,
     });
     return { action: Array.from(result.action), timingsMs: { ...result.timingsMs } };
+  }
+
+  /**
+   * The eval harness's view: one call for the B observations of a lockstep batch. There is no batched forward in
+   * the model yet, so the B sequences run one after another (docs/evaluation.md has the measurement).
+   */
+  batchPolicy(): BatchPolicy {
+    return {
+      actBatch: (items) => {
+        const steps = items.map((item) => this.step(item.observation));
+        return { actions: steps.map((s) => s.action), timingsMs: steps.map((s) => s.timingsMs) };
+      },
+    };
   }
 
   /** A sim Policy over this model; `onStep` sees every step's timings (the eval harness collects them). */
