@@ -7,6 +7,9 @@ commands:
   inspect    print a checkpoint's architecture, sizes and dtypes
   convert    re-save a checkpoint in bf16/f16/f32, sharded
   sim        the tabletop simulator: tasks, run, render, record
+  synth      write a random-weight OpenVLA checkpoint with real shapes (for benchmarks)
+  bench      time variants of a policy side by side (vision, prefill, decode, memory)
+  train      train a policy on recorded demonstrations (behaviour cloning)
   eval       closed-loop success of variants on the same episodes, with a report
   demo       one episode of base and of the SQAP variant side by side, as an animated GIF
 
@@ -20,6 +23,9 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   inspect: async () => (await import('./inspect.js')).runInspectCommand,
   convert: async () => (await import('./convert.js')).runConvertCommand,
   sim: async () => (await import('./sim.js')).runSimCommand,
+  synth: async () => (await import('./synth.js')).runSynthCommand,
+  bench: async () => (await import('./bench.js')).runBenchCommand,
+  train: async () => (await import('./train.js')).runTrainCommand,
   eval: async () => (await import('./eval.js')).runEvalCommand,
   demo: async () => (await import('./demo.js')).runDemoCommand,
 };

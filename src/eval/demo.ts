@@ -11,7 +11,6 @@ import type { BackendName } from '../tensor/backends/index.js';
 import { drawText, GLYPH_HEIGHT } from './font.js';
 import { runLockstep, type CreateEnv, type LockstepEpisode } from './lockstep.js';
 import { ModelPolicy } from './model-policy.js';
-import { drawPatchMask } from './overlay.js';
 import { median } from './stats.js';
 
 /** Best first: the paper's configuration, then what remains when parts of it are missing from this build. */
@@ -73,7 +72,8 @@ async function runOne(policy: ModelPolicy, options: DemoOptions): Promise<Lockst
 function panelFrame(episode: LockstepEpisode, variant: string, t: number, baseMs: number): RgbImage {
   const last = episode.frames!.length - 1;
   const index = Math.min(t, last);
-  const frame = drawPatchMask(episode.frames![index], episode.masks?.[index]);
+  const overlay = episode.masks?.[index];
+  const frame = overlay ? overlay(episode.frames![index]) : episode.frames![index];
   const image: RgbImage = { width: frame.width, height: frame.height + BAND, data: new Uint8Array(frame.width * (frame.height + BAND) * 3) };
   image.data.set(frame.data);
   const ms = episode.stepTimings[index]?.total ?? Number.NaN;

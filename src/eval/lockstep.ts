@@ -7,15 +7,11 @@ import type { Action, Env, Observation, RgbImage } from '../sim/types.js';
 import { median } from './stats.js';
 import type { StepMs } from './results.js';
 
-/** Which image patches the policy kept at one step (pruned variants), for drawing; grid over the whole image. */
-export interface PatchMask {
-  /** patch grid [rows, cols] of the model's visual tokens */
-  grid: [number, number];
-  /** kept patch indices, row-major */
-  kept: number[];
-  /** protected ring around the projected end effector, in image pixels */
-  ring?: { center: [number, number]; radius: number };
-}
+/**
+ * What a pruned policy looked at in one step, drawn on a frame: the frame with the dropped patches darkened and
+ * the protected ring outlined (src/prune's pruningMask, bound to that step's decision).
+ */
+export type PatchOverlay = (image: RgbImage) => RgbImage;
 
 export interface BatchItem {
   observation: Observation;
@@ -26,7 +22,7 @@ export interface BatchItem {
 export interface BatchStep {
   actions: Action[];
   timingsMs: StepMs[];
-  masks?: (PatchMask | undefined)[];
+  masks?: (PatchOverlay | undefined)[];
 }
 
 /** A policy that acts for several episodes at once (one observation each); results in the same order. */
@@ -52,7 +48,7 @@ export interface LockstepEpisode {
   stepTimings: StepMs[];
   failureReason?: string;
   frames?: RgbImage[];
-  masks?: (PatchMask | undefined)[];
+  masks?: (PatchOverlay | undefined)[];
 }
 
 export type CreateEnv = (taskId: string, seed: number, options: { render?: boolean; imageSize?: number }) => Promise<Env>;
@@ -70,10 +66,10 @@ export function observationHash(observation: Observation): string {
 function medianTimings(timings: StepMs[]): StepMs {
   const part = (key: keyof StepMs) => median(timings.map((t) => t[key] ?? Number.NaN));
   const result: StepMs = { vision: part('vision'), llm: part('llm'), total: part('total') };
-  const prefill = part('prefill');
-  const decode = part('decode');
-  if (Number.isFinite(prefill)) result.prefill = prefill;
-  if (Number.isFinite(decode)) result.decode = decode;
+  for (const key of ['prefill', 'decode', 'pruning'] as const) {
+    const value = part(key);
+    if (Number.isFinite(value)) result[key] = value;
+  }
   for (const key of Object.keys(result) as (keyof StepMs)[]) {
     const value = result[key]!;
     result[key] = Number.isFinite(value) ? Math.round(value * 1000) / 1000 : 0;
@@ -87,7 +83,7 @@ interface Running {
   initHash?: string;
   timings: StepMs[];
   frames?: RgbImage[];
-  masks?: (PatchMask | undefined)[];
+  masks?: (PatchOverlay | undefined)[];
   success: boolean;
   failureReason?: string;
   done: boolean;

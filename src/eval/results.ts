@@ -33,6 +33,8 @@ export interface StepMs {
   total: number;
   prefill?: number;
   decode?: number;
+  /** choosing and gathering kept tokens (inside prefill) */
+  pruning?: number;
 }
 
 export interface EpisodeRecord {

@@ -57,10 +57,10 @@ function rate(records: EpisodeRecord[]): { successes: number; success_rate: numb
 function medianStepMs(records: EpisodeRecord[]): StepMs {
   const part = (key: keyof StepMs) => median(records.map((r) => r.step_ms[key] ?? Number.NaN));
   const result: StepMs = { vision: part('vision'), llm: part('llm'), total: part('total') };
-  const prefill = part('prefill');
-  const decode = part('decode');
-  if (Number.isFinite(prefill)) result.prefill = prefill;
-  if (Number.isFinite(decode)) result.decode = decode;
+  for (const key of ['prefill', 'decode', 'pruning'] as const) {
+    const value = part(key);
+    if (Number.isFinite(value)) result[key] = value;
+  }
   return result;
 }
 

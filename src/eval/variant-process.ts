@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import { writePng } from '../io/image.js';
 import { errorMessage } from '../sim/episode.js';
 import { runLockstep, type CreateEnv, type LockstepEpisode, type LockstepJob } from './lockstep.js';
-import { drawPatchMask, stripSteps } from './overlay.js';
+import { stripSteps } from './overlay.js';
 import { loadEvalPolicy, type EvalPolicySource } from './policy-source.js';
 import type { EpisodeRecord } from './results.js';
 
@@ -60,7 +60,8 @@ export function writeStrip(dir: string, variant: string, episode: LockstepEpisod
   mkdirSync(dir, { recursive: true });
   const frames = stripSteps(episode.frames.length, STRIP_FRAMES).map((step) => {
     const file = `step_${String(step).padStart(4, '0')}.png`;
-    writePng(join(dir, file), drawPatchMask(episode.frames![step], episode.masks?.[step]));
+    const overlay = episode.masks?.[step];
+    writePng(join(dir, file), overlay ? overlay(episode.frames![step]) : episode.frames![step]);
     return { step, file, masked: Boolean(episode.masks?.[step]) };
   });
   const strip = { variant, task: episode.job.task, seed: episode.job.seed, success: episode.success, steps: episode.steps, frames };

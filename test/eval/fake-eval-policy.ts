@@ -4,7 +4,8 @@
 // it show differences without any model, and its results files are byte-for-byte reproducible.
 import { createHash } from 'node:crypto';
 import { parseVariant } from '../../src/variant.js';
-import type { BatchPolicy, PatchMask } from '../../src/eval/lockstep.js';
+import type { BatchPolicy, PatchOverlay } from '../../src/eval/lockstep.js';
+import { pruningMask, squareGrid } from '../../src/prune/index.js';
 import { createEnv } from '../sim/fake-env.js';
 
 export interface FakeEvalOptions {
@@ -28,7 +29,7 @@ export async function loadEvalPolicy(variantText: string, options: FakeEvalOptio
     async actBatch(items) {
       if (options.delayMs) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
       const actions = [];
-      const masks: (PatchMask | undefined)[] = [];
+      const masks: (PatchOverlay | undefined)[] = [];
       for (const { observation, task, seed } of items) {
         const key = `${task}/${seed}`;
         if (!targets.has(key)) targets.set(key, (await createEnv(task, seed)).target);
@@ -37,8 +38,7 @@ export async function loadEvalPolicy(variantText: string, options: FakeEvalOptio
         const position = observation.eePosition;
         actions.push(givesUp ? [0, 0, 0, 0, 0, 0, -1] : [0, 1, 2].map((d) => Math.max(-1, Math.min(1, (target[d] - position[d]) / 0.1))).concat([0, 0, 0, 1]));
         const kept = Array.from({ length: 16 }, (_, i) => i).filter((i) => unitHash(`${key}|${observation.step}|${i}`) < keep);
-        const size = observation.image.width;
-        masks.push(variant.prune ? { grid: [4, 4], kept, ring: { center: [size / 2, size / 2], radius: size / 4 } } : undefined);
+        masks.push(variant.prune ? (image) => pruningMask(image, squareGrid(16), kept, [5, 6, 9, 10], { x: 0.5, y: 0.5 }) : undefined);
       }
       const vision = 10;
       const prefill = 30 * llmScale * keep;
