@@ -76,7 +76,7 @@ for (const [name, m, k, n] of shapes) {
   const dy = random([m, n]);
   const flops = 2 * m * k * n;
   // the three measurements interleaved rep by rep, so a busy machine slows them alike; medians
-  const reps = backend.name === 'ref' ? 1 : 9;
+  const reps = backend.name === 'ref' ? 1 : 15;
   const fwdMs: number[] = [];
   const bothMs: number[] = [];
   const dwMs: number[] = [];

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "../grad_kernels.h"
@@ -62,21 +63,24 @@ void transpose(float* out, const float* in, int R, int C) {
   });
 }
 
+// scratch of n floats, not zero-filled (every element is written before it is read)
+std::unique_ptr<float[]> scratch_floats(size_t n) { return std::unique_ptr<float[]>(new float[n]); }
+
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int M, int K,
                      int N) {
   if (dx != nullptr) {
-    // dx (M,K) = dy (M,N) · w (N,K) = linear(dy, wᵀ) with wᵀ (K,N) as the weight
-    std::vector<float> wt(static_cast<size_t>(K) * N);
-    transpose(wt.data(), w, N, K);
-    linear(dx, dy, wt.data(), WeightType::f32, nullptr, WeightType::f32, M, N, K);
+    // dx (M,K) = dy (M,N) · w (N,K) = linear(dy, wᵀ) with wᵀ (K,N) as the weight (a weight-sized transpose)
+    auto wt = scratch_floats(static_cast<size_t>(K) * N);
+    transpose(wt.get(), w, N, K);
+    linear(dx, dy, wt.get(), WeightType::f32, nullptr, WeightType::f32, M, N, K);
   }
   {
     // dw (N,K) = dyᵀ (N,M) · x (M,K) = linear(dyᵀ, xᵀ) with xᵀ (K,M) as the weight
-    std::vector<float> dyt(static_cast<size_t>(N) * M);
-    std::vector<float> xt(static_cast<size_t>(K) * M);
-    transpose(dyt.data(), dy, M, N);
-    transpose(xt.data(), x, M, K);
-    linear(dw, dyt.data(), xt.data(), WeightType::f32, nullptr, WeightType::f32, N, M, K);
+    auto dyt = scratch_floats(static_cast<size_t>(N) * M);
+    auto xt = scratch_floats(static_cast<size_t>(K) * M);
+    transpose(dyt.get(), dy, M, N);
+    transpose(xt.get(), x, M, K);
+    linear(dw, dyt.get(), xt.get(), WeightType::f32, nullptr, WeightType::f32, N, M, K);
   }
   if (db != nullptr) column_sums(db, dy, nullptr, M, N);
 }
