@@ -330,4 +330,24 @@ double cross_entropy(float* dlogits, const float* logits, const int32_t* labels,
   return loss / divisor;
 }
 
+// Element-independent, so threads split the range; each element's arithmetic is the ref's, in double (no FMA
+// contraction under -std=c++17), so the result does not depend on the thread count or the backend.
+void adamw_update(float* p, const float* g, float* m, float* v, size_t n, double beta1, double beta2, double eps,
+                  double decay, double step_size, double sqrt_correction2) {
+  parallel_range(static_cast<int>(n), 16, min_parallel_elements(n), [&](int i0, int i1) {
+    for (int i = i0; i < i1; i++) {
+      const double gi = g[i];
+      m[i] = static_cast<float>(beta1 * m[i] + (1 - beta1) * gi);
+      v[i] = static_cast<float>(beta2 * v[i] + (1 - beta2) * gi * gi);
+      p[i] = static_cast<float>(p[i] * decay - (step_size * m[i]) / (std::sqrt(static_cast<double>(v[i])) / sqrt_correction2 + eps));
+    }
+  });
+}
+
+double sum_of_squares(const float* x, size_t n) {
+  double sum = 0.0;
+  for (size_t i = 0; i < n; i++) sum += static_cast<double>(x[i]) * x[i];
+  return sum;
+}
+
 }  // namespace sqap
