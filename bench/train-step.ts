@@ -48,7 +48,7 @@ const vocab = buildVocabulary(listTasks().map((t) => t.instruction));
 const config = parseOpenVlaConfig(openVlaConfigJson(sizes, vocab, {}, presetName), 'preset config');
 const model = TrainableOpenVla.fromSource(mapSource(Object.fromEntries(initWeights(sizes, vocab.embeddingRows, 1))), config, backend, grad);
 const tokensPerImage = (sizes.imageSize / PATCH_SIZE) ** 2;
-const promptIds = 20;
+const promptIds = 28; // BOS + the prompt template and instruction (docs/training.md: ~28)
 const targets = 8;
 
 // (1) GEMM shapes of one step: [name, M, K, N]
