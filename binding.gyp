@@ -8,6 +8,7 @@
         "native/threadpool.cc",
         "native/generic/linear.cc",
         "native/generic/attention.cc",
+        "native/generic/attention_scores.cc",
         "native/generic/norm.cc",
         "native/generic/elementwise.cc",
         "native/generic/grad.cc",

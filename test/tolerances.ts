@@ -74,6 +74,18 @@ export const TOLERANCE = {
   },
 } as const;
 
+// Token pruning (test/models/pruning.test.ts, test/tensor/attention-scores.test.ts).
+/** a variant that keeps every visual token vs base: the same computation, so logits agree to float32 noise */
+export const PRUNE_KEEP_ALL_MAX_ABS = 1e-6;
+/** pruned forward vs the unpruned model with the dropped keys masked out of layers >= K (issue 7: 1e-5) */
+export const PRUNE_ORACLE_MAX_ABS = 1e-5;
+/**
+ * attention scores, native vs ref: probabilities as TOLERANCE.f32.attentionProbs; key totals are sums of up to T
+ * float32 probabilities per head over Hq heads, so the bound scales with T·Hq (applied per element by the test)
+ */
+export const SCORES_PROB = { atol: 1e-6, rtol: 2e-5 };
+export const SCORES_TOTAL_PER_TERM = 1e-7;
+
 /**
  * Backward ops on ref vs central finite differences of the ref forward ops (test/tensor/grad-ref.test.ts): inputs of
  * order 1, step h; the forward rounds its outputs to float32 (~6e-8 relative), which over a 2h difference gives

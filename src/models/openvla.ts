@@ -2,14 +2,14 @@
 // projector -> patches inserted after BOS in the Llama prompt -> 7 greedy action tokens -> un-normalized action.
 import nodePath from 'node:path';
 import fs from 'node:fs';
-import type { Backend } from '../tensor/backend.js';
+import type { AttentionScoreRequest, AttentionScores, Backend } from '../tensor/backend.js';
 import { concatLastAxis, concatRows, Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import type { RgbImage } from '../io/image.js';
 import { chooseUnnormKey, detokenizeActions, unnormalizeAction, type NormStats } from './action-tokenizer.js';
-import { Llama, type LlamaHooks } from './llama.js';
+import { Llama, type LlamaHooks, type TokenPruning } from './llama.js';
 import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } from './preprocess.js';
 import { Projector } from './projector.js';
 import { VisionTransformer } from './vit.js';
@@ -66,6 +66,25 @@ export function parseOpenVlaConfig(json: unknown, path: string): OpenVlaConfig {
   };
 }
 
+/** Where the visual tokens sit in the prompt: rows [visualStart, visualStart + visualCount) of `tokens`. */
+export interface PromptLayout {
+  tokens: number;
+  visualStart: number;
+  visualCount: number;
+}
+
+/**
+ * Visual-token pruning for one prediction (src/prune builds these; policy.ts passes them in): layers 0 .. layer-1
+ * run on the whole prompt; `request` names the scores layer-1's attention returns; `choose` turns them into the
+ * visual tokens to keep. Every text token is always kept.
+ */
+export interface VisualTokenPruner {
+  layer: number;
+  request(layout: PromptLayout): AttentionScoreRequest;
+  /** scores (keys in prompt order) -> kept visual token indices, strictly ascending, in [0, visualCount) */
+  choose(scores: AttentionScores, layout: PromptLayout): Int32Array;
+}
+
 export interface PredictInput {
   /** an RGB image (preprocessed with the checkpoint's processor) or ready pixel values [1, 3*backbones, H, W] */
   image?: RgbImage;
@@ -74,6 +93,8 @@ export interface PredictInput {
   inputIds: number[];
   unnormKey?: string;
   hooks?: LlamaHooks;
+  /** prune visual tokens inside the prefill (none when absent) */
+  pruner?: VisualTokenPruner;
 }
 
 export interface PredictResult {
@@ -81,7 +102,14 @@ export interface PredictResult {
   normalizedAction: number[];
   action: number[];
   unnormKey: string;
-  timingsMs: { vision: number; llm: number; total: number };
+  /**
+   * vision: towers + projector; prefill: the prompt pass (pruning included); decode: the remaining single-token
+   * passes (ACTION_DIMS - 1 of them); llm = prefill + decode; pruning: choosing and gathering kept tokens (part of
+   * prefill; the extra scoring work inside layer K-1's attention is not separable here, bench measures it).
+   */
+  timingsMs: { vision: number; prefill: number; decode: number; llm: number; pruning: number; total: number };
+  /** kept visual token indices (row-major patch grid) when a pruner ran */
+  keptVisualTokens?: number[];
 }
 
 export class OpenVla {
@@ -153,7 +181,10 @@ export class OpenVla {
     if (!pixels) throw new UserError('predictAction needs an image or pixel values');
     const projected = this.projector.forward(this.visionPatches(pixels));
     const visionDone = performance.now();
-    const { ids } = this.llm.generateGreedy(this.prefixEmbeds(input.inputIds, projected), ACTION_DIMS, input.hooks);
+    const prefix = this.prefixEmbeds(input.inputIds, projected);
+    const layout: PromptLayout = { tokens: prefix.shape[0], visualStart: 1, visualCount: projected.shape[0] };
+    const pruning = input.pruner ? visualPruning(input.pruner, layout) : undefined;
+    const { ids, pruned, timingsMs } = this.llm.generateGreedy(prefix, ACTION_DIMS, input.hooks, { pruning });
     const end = performance.now();
     const normalizedAction = detokenizeActions(ids, this.config.realVocabSize, this.config.nActionBins);
     return {
@@ -161,7 +192,37 @@ export class OpenVla {
       normalizedAction,
       action: unnormalizeAction(normalizedAction, this.config.normStats[unnormKey].action),
       unnormKey,
-      timingsMs: { vision: visionDone - start, llm: end - visionDone, total: end - start },
+      timingsMs: {
+        vision: visionDone - start,
+        prefill: timingsMs.prefill,
+        decode: timingsMs.decode,
+        llm: end - visionDone,
+        pruning: pruned?.overheadMs ?? 0,
+        total: end - start,
+      },
+      keptVisualTokens: pruned ? keptVisual(pruned.keptRows, layout) : undefined,
     };
   }
+}
+
+/** A visual-token pruner -> the Llama's row pruning: BOS and every text token are kept, visual rows as chosen. */
+function visualPruning(pruner: VisualTokenPruner, layout: PromptLayout): TokenPruning {
+  return {
+    layer: pruner.layer,
+    scores: pruner.request(layout),
+    choose(scores, cachedTokens) {
+      if (cachedTokens !== 0) throw new Error('visual-token pruning expects the prompt to start an empty cache');
+      const visual = pruner.choose(scores, layout);
+      const rows: number[] = [];
+      for (let t = 0; t < layout.visualStart; t++) rows.push(t);
+      visual.forEach((j) => rows.push(layout.visualStart + j));
+      for (let t = layout.visualStart + layout.visualCount; t < layout.tokens; t++) rows.push(t);
+      return Int32Array.from(rows);
+    },
+  };
+}
+
+function keptVisual(keptRows: Int32Array, layout: PromptLayout): number[] {
+  const end = layout.visualStart + layout.visualCount;
+  return Array.from(keptRows.filter((row) => row >= layout.visualStart && row < end), (row) => row - layout.visualStart);
 }
