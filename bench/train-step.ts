@@ -68,37 +68,49 @@ shapes.push(['llm q/k/v/o', seqRows, sizes.llmHidden, sizes.llmHidden], ['llm ga
 const info = nativeInfo();
 console.log(`# training GEMMs, ${presetName} preset, batch ${B}, backend ${backend.name}/${grad.name}` +
   (info ? ` (isa ${info.isa}, ${info.threads} threads)` : ''));
-console.log('shape            M     K     N   fwd GFLOP/s  dX GFLOP/s  dW GFLOP/s  bwd(dX+dW) GFLOP/s  bwd/fwd');
+// Two measures per call: wall time (median of interleaved reps) and the process's CPU time (user + system of all
+// threads, summed over the reps). On a machine shared with other work, wall time includes waiting for a core; CPU
+// time does not, so GFLOP per CPU-second compares forward and backward kernels stably (×threads = wall GFLOP/s on
+// an idle machine).
+console.log('shape            M     K     N | wall GFLOP/s: fwd  bwd(dX+dW)  dW  bwd/fwd | GFLOP per CPU-s: fwd  bwd  dW  bwd/fwd');
 const ratios: number[] = [];
+const cpuRatios: number[] = [];
 for (const [name, m, k, n] of shapes) {
   const x = random([m, k]);
   const w = random([n, k], 0.05);
   const dy = random([m, n]);
   const flops = 2 * m * k * n;
-  // the three measurements interleaved rep by rep, so a busy machine slows them alike; medians
+  // the three measurements interleaved rep by rep, so a busy machine slows them alike
   const reps = backend.name === 'ref' ? 1 : 15;
-  const fwdMs: number[] = [];
-  const bothMs: number[] = [];
-  const dwMs: number[] = [];
-  const run = (fn: () => void, into: number[]) => {
+  const wall = { fwd: [] as number[], both: [] as number[], dw: [] as number[] };
+  const cpu = { fwd: 0, both: 0, dw: 0 };
+  const run = (fn: () => void, kind: 'fwd' | 'both' | 'dw', warm: boolean) => {
+    const cpuStart = process.cpuUsage();
     const start = performance.now();
     fn();
-    into.push(performance.now() - start);
+    const ms = performance.now() - start;
+    const used = process.cpuUsage(cpuStart);
+    if (warm) return;
+    wall[kind].push(ms);
+    cpu[kind] += (used.user + used.system) / 1000;
   };
   for (let r = 0; r <= reps; r++) {
-    run(() => backend.linear(x, w), fwdMs);
-    run(() => grad.linearBackward(dy, x, w, { dx: true, bias: false }), bothMs);
-    run(() => grad.linearBackward(dy, x, w, { dx: false, bias: false }), dwMs);
+    run(() => backend.linear(x, w), 'fwd', r === 0);
+    run(() => grad.linearBackward(dy, x, w, { dx: true, bias: false }), 'both', r === 0);
+    run(() => grad.linearBackward(dy, x, w, { dx: false, bias: false }), 'dw', r === 0);
   }
-  for (const list of [fwdMs, bothMs, dwMs]) list.shift(); // warm-up
-  const fwd = flops / median(fwdMs) / 1e6;
-  const both = (2 * flops) / median(bothMs) / 1e6;
-  const dw = flops / median(dwMs) / 1e6;
-  const dx = flops / Math.max(median(bothMs) - median(dwMs), 1e-6) / 1e6; // dX alone = (dX + dW) - dW
+  const fwd = flops / median(wall.fwd) / 1e6;
+  const both = (2 * flops) / median(wall.both) / 1e6;
+  const dw = flops / median(wall.dw) / 1e6;
+  const cpuFwd = (reps * flops) / cpu.fwd / 1e6;
+  const cpuBoth = (reps * 2 * flops) / cpu.both / 1e6;
+  const cpuDw = (reps * flops) / cpu.dw / 1e6;
   ratios.push(both / fwd);
-  console.log(`${name.padEnd(14)} ${String(m).padStart(5)} ${String(k).padStart(5)} ${String(n).padStart(5)}  ${fwd.toFixed(1).padStart(11)}  ${dx.toFixed(1).padStart(10)}  ${dw.toFixed(1).padStart(10)}  ${both.toFixed(1).padStart(18)}  ${(both / fwd).toFixed(2).padStart(7)}`);
+  cpuRatios.push(cpuBoth / cpuFwd);
+  const f = (v: number, width: number) => v.toFixed(1).padStart(width);
+  console.log(`${name.padEnd(14)} ${String(m).padStart(5)} ${String(k).padStart(5)} ${String(n).padStart(5)} | ${f(fwd, 21)} ${f(both, 11)} ${f(dw, 5)} ${(both / fwd).toFixed(2).padStart(8)} | ${f(cpuFwd, 20)} ${f(cpuBoth, 4)} ${f(cpuDw, 4)} ${(cpuBoth / cpuFwd).toFixed(2).padStart(8)}`);
 }
-console.log(`median bwd/fwd GFLOP/s ratio over shapes: ${median(ratios).toFixed(2)}`);
+console.log(`median bwd/fwd ratio over shapes: wall GFLOP/s ${median(ratios).toFixed(2)}, GFLOP per CPU-second ${median(cpuRatios).toFixed(2)}`);
 
 // attention of one segment (one image, one sequence), forward vs backward time, interleaved; backward does about
 // twice the forward's work (dP, dQ, dK, dV against scores and P·V), so 2.0 is parity

@@ -37,7 +37,7 @@ function suite(isa: NativeIsa, native: GradBackend): void {
 
   it('linearBackward: dx, dw, db at odd sizes, with and without dx/bias', () => {
     use();
-    for (const [m, k, n] of [[1, 1, 1], [7, 33, 19], [53, 97, 70], [130, 64, 48]]) {
+    for (const [m, k, n] of [[1, 1, 1], [7, 33, 19], [53, 97, 70], [130, 64, 48], [301, 131, 70]]) {
       const dy = uniform(rng, [m, n]);
       const x = uniform(rng, [m, k]);
       const w = uniform(rng, [n, k]);
