@@ -126,3 +126,10 @@ export const GRAD_TOLERANCE = {
   rope: { atol: 2e-7, rtol: 1e-6 },
   elementwise: { atol: 1e-7, rtol: 1e-6 },
 } as const;
+// Evaluation statistics (test/eval/stats.test.ts).
+/** Wilson bounds against Newcombe (1998) Table I, which prints 4 decimals: half a unit of the last one */
+export const WILSON_PRINTED_4DP = 5e-5;
+/** Wilson bounds and exact McNemar p-values against SciPy 1.17 (float64 both): relative */
+export const STATS_VS_SCIPY_RELATIVE = 1e-12;
+/** exact McNemar beyond 1000 discordant pairs sums exp(log terms): about n ulps of float64 */
+export const STATS_LOG_SPACE_RELATIVE = 1e-10;

@@ -13,6 +13,8 @@ commands:
   bench      time variants of a policy side by side (vision, prefill, decode, memory)
   train      train a policy on recorded demonstrations (behaviour cloning)
   serve      serve a policy over HTTP (OpenVLA deploy.py compatible POST /act)
+  eval       closed-loop success of variants on the same episodes, with a report
+  demo       one episode of base and of the SQAP variant side by side, as an animated GIF
 
 Run 'sqap-vla <command> --help' for a command's options.`;
 
@@ -30,6 +32,8 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   bench: async () => (await import('./bench.js')).runBenchCommand,
   train: async () => (await import('./train.js')).runTrainCommand,
   serve: async () => (await import('./serve.js')).runServeCommand,
+  eval: async () => (await import('./eval.js')).runEvalCommand,
+  demo: async () => (await import('./demo.js')).runDemoCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
