@@ -1,10 +1,16 @@
-import { parseArgs } from 'node:util';
+import fs from 'node:fs';
+import nodePath from 'node:path';
 import { UserError } from '../errors.js';
 import { readImageFile } from '../io/image.js';
+import { oneLine, readJsonFile } from '../io/json.js';
 import { OpenVla } from '../models/openvla.js';
 import { openVlaPrompt, withTrailingSpaceToken } from '../models/prompt.js';
 import { getBackend, type BackendName } from '../tensor/backends/index.js';
+import { parseOptions } from './args.js';
 import { progressBar } from './progress.js';
+
+/** Ids in the Llama-2 vocabulary (the built-in tokenizer's); a smaller model needs its own tokenizer.json. */
+const LLAMA2_VOCAB_SIZE = 32000;
 
 const HELP = `usage: sqap-vla act --model DIR --image FILE (--instruction TEXT | --input-ids 1,2,3)
                     [--unnorm-key KEY] [--backend auto|ref|native] [--json]
@@ -20,9 +26,9 @@ Runs an OpenVLA-style checkpoint (Hugging Face layout) on one image and prints t
   --json              print one JSON object as the last line`;
 
 export async function runActCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseOptions(
+    argv,
+    {
       model: { type: 'string' },
       image: { type: 'string' },
       instruction: { type: 'string' },
@@ -32,8 +38,8 @@ export async function runActCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-  });
+    'act',
+  );
   if (values.help) {
     console.log(HELP);
     return 0;
@@ -44,18 +50,18 @@ export async function runActCommand(argv: string[]): Promise<number> {
     throw new UserError('act needs exactly one of --instruction TEXT or --input-ids 1,2,3');
   }
   const backend = getBackend(parseBackendName(values.backend!));
+  // Prompt and image are checked before the model loads, so a mistake in them costs no load time.
+  const limits = readPromptLimits(values.model);
+  const inputIds = values['input-ids'] !== undefined ? parseIds(values['input-ids']) : await instructionIds(values.model, values.instruction!, limits.vocabSize);
+  if (limits.maxPromptTokens !== undefined && inputIds.length > limits.maxPromptTokens) {
+    throw new UserError(`the prompt has ${inputIds.length} tokens, more than this model's llm_max_length of ${limits.maxPromptTokens}`);
+  }
+  const image = readImageFile(values.image);
   const loadStart = performance.now();
   let bar: ReturnType<typeof progressBar> | undefined;
   const model = OpenVla.load(values.model, backend, { onProgress: (done, total) => (bar ??= progressBar('loading', total, 'tensors')).update(done) });
   bar?.stop();
   const loadMs = performance.now() - loadStart;
-  const image = readImageFile(values.image);
-  const inputIds = values['input-ids'] !== undefined ? parseIds(values['input-ids']) : await instructionIds(values.model, values.instruction!);
-  const vocab = model.llm.config.vocabSize;
-  const outside = inputIds.find((id) => id >= vocab);
-  if (outside !== undefined) {
-    throw new UserError(`token id ${outside} is outside this model's vocabulary of ${vocab}; give --input-ids that fit it`);
-  }
   const result = model.predictAction({ image, inputIds, unnormKey: values['unnorm-key'] });
   if (values.json) {
     console.log(
@@ -82,19 +88,48 @@ export function parseBackendName(name: string): BackendName {
   throw new UserError(`unknown --backend '${name}' (choose auto, ref or native)`);
 }
 
+/** Most ids --input-ids takes before the model's own limit is known (the model's limit is checked after). */
+const MAX_INPUT_IDS = 1 << 20;
+
 function parseIds(text: string): number[] {
   const ids = text.split(',').map((s) => s.trim());
-  if (ids.length === 0 || ids.some((s) => !/^\d+$/.test(s))) {
-    throw new UserError(`--input-ids must be comma-separated non-negative integers, got '${text}'`);
+  if (ids.length > MAX_INPUT_IDS) throw new UserError(`--input-ids has ${ids.length} ids, more than any model's context`);
+  const bad = ids.find((s) => !/^\d{1,9}$/.test(s));
+  if (bad !== undefined) {
+    throw new UserError(`--input-ids must be comma-separated non-negative integers, got '${oneLine(bad, 40)}' in '${oneLine(text, 60)}'`);
   }
   return ids.map(Number);
 }
 
-async function instructionIds(modelDir: string, instruction: string): Promise<number[]> {
+/** What act checks before loading the model: vocabulary size and prompt limits from config.json. */
+function readPromptLimits(modelDir: string): { vocabSize?: number; maxPromptTokens?: number } {
+  const configPath = nodePath.join(modelDir, 'config.json');
+  if (!fs.existsSync(modelDir) || !fs.statSync(modelDir).isDirectory()) throw new UserError(`model directory not found: ${modelDir}`);
+  const config = readJsonFile(configPath, 'model config') as { text_config?: { vocab_size?: unknown }; llm_max_length?: unknown } | null;
+  const vocab = config?.text_config?.vocab_size;
+  const maxLength = config?.llm_max_length;
+  return {
+    ...(typeof vocab === 'number' ? { vocabSize: vocab } : {}),
+    ...(typeof maxLength === 'number' && Number.isInteger(maxLength) && maxLength > 0 ? { maxPromptTokens: maxLength } : {}),
+  };
+}
+
+async function instructionIds(modelDir: string, instruction: string, vocabSize: number | undefined): Promise<number[]> {
   if (!instruction.trim()) throw new UserError('--instruction is empty');
+  const hasTokenizer = fs.existsSync(nodePath.join(modelDir, 'tokenizer.json'));
+  if (!hasTokenizer && vocabSize !== undefined && vocabSize < LLAMA2_VOCAB_SIZE) {
+    throw new UserError(
+      `${modelDir} has no tokenizer.json and its vocabulary (${vocabSize} ids) is not Llama-2's (${LLAMA2_VOCAB_SIZE}), so --instruction cannot be tokenized; give the prompt as --input-ids 1,2,3 instead`,
+    );
+  }
   const { loadTokenizer } = await import('../models/tokenizer.js');
   const tokenizer = loadTokenizer(modelDir);
-  return withTrailingSpaceToken(tokenizer.encode(openVlaPrompt(instruction), { addBos: true }));
+  const ids = withTrailingSpaceToken(tokenizer.encode(openVlaPrompt(instruction), { addBos: true }));
+  const outside = vocabSize !== undefined ? ids.find((id) => id >= vocabSize) : undefined;
+  if (outside !== undefined) {
+    throw new UserError(`the tokenizer of ${modelDir} gives token id ${outside}, outside the model's vocabulary of ${vocabSize}; give the prompt as --input-ids instead`);
+  }
+  return ids;
 }
 
 function round(ms: number): number {

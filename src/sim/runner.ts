@@ -123,13 +123,28 @@ export async function loadPolicyFactory(policy: PolicySpec): Promise<PolicyFacto
     const { createExpert } = await import('./experts.js');
     return (env) => createExpert(env);
   }
-  const module = (await import(policy.module)) as Record<string, unknown>;
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(policy.module)) as Record<string, unknown>;
+  } catch (error) {
+    throw new UserError(`Policy module ${policy.module} could not be loaded: ${errorMessage(error).split('\n')[0]}`);
+  }
   const exportName = policy.exportName ?? 'createPolicyFactory';
   const make = module[exportName];
   if (typeof make !== 'function') {
     throw new UserError(`Policy module ${policy.module} has no exported function '${exportName}'.`);
   }
-  return (await make(policy.options)) as PolicyFactory;
+  try {
+    const factory = await make(policy.options);
+    if (typeof factory !== 'function') throw new Error(`${exportName} returned ${typeof factory}, not a function (env) => Policy`);
+    return factory as PolicyFactory;
+  } catch (error) {
+    // A throwing policy fails its episodes (README), also when it throws while being built: each episode says why.
+    const reason = `${exportName} threw: ${errorMessage(error).split('\n')[0]}`;
+    return () => {
+      throw new Error(reason);
+    };
+  }
 }
 
 /** A module path as a file: URL, checked to exist, so that every thread resolves it the same way. */
