@@ -17,13 +17,20 @@ const HELP = `usage: sqap-vla act --model DIR --image FILE (--instruction TEXT |
 
 Runs an OpenVLA-style checkpoint (Hugging Face layout) on one image and prints the 7-D action.
   --model DIR         checkpoint directory: config.json, preprocessor_config.json, model.safetensors(.index.json)
-  --image FILE        PNG or JPEG
+  --image FILE        PNG or JPEG, 1x1 to 16384x16384 pixels (64 MP at most)
   --instruction TEXT  task instruction; the prompt is "In: What action should the robot take to <text>?\\nOut:"
                       tokenized with the checkpoint's tokenizer.json (or the built-in Llama-2 tokenizer)
-  --input-ids IDS     prompt token ids used verbatim instead (BOS first; must end with the space token)
+  --input-ids IDS     prompt token ids used verbatim instead (BOS first; must end with the space token); each id
+                      below the model's vocabulary size, at most llm_max_length ids, and prompt + image patches +
+                      7 action tokens within max_position_embeddings
+                      (--instruction needs the checkpoint's tokenizer.json or a Llama-2 vocabulary)
   --unnorm-key KEY    dataset statistics for un-normalization (needed when the checkpoint has several)
   --backend NAME      auto (native if built, else ref), ref, native; default auto
-  --json              print one JSON object as the last line`;
+  --json              print one JSON object as the last line
+
+The checkpoint is checked before anything runs: every tensor's shape and dtype against config.json and
+preprocessor_config.json, and config fields (head counts, rope_theta, n_action_bins, pad_to_multiple_of,
+norm_stats) for type and range; a mistake is one line naming the file, the field or tensor, expected and found.`
 
 export async function runActCommand(argv: string[]): Promise<number> {
   const values = parseOptions(

@@ -5,6 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+type ParsedValues<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>>['values'];
 
 /** `--name value` pairs whose value starts with '-' (and is not itself an option) become `--name=value`. */
 export function joinDashValues(argv: readonly string[], options: Options): string[] {
@@ -38,7 +39,7 @@ function oneLineParseError(error: unknown, command: string): unknown {
 }
 
 /** Strict parse of a command's options; every mistake is a one-line UserError. */
-export function parseOptions<O extends Options>(argv: readonly string[], options: O, command: string) {
+export function parseOptions<O extends Options>(argv: readonly string[], options: O, command: string): ParsedValues<O> {
   try {
     return parseArgs({ args: joinDashValues(argv, options), options, strict: true, allowPositionals: false }).values;
   } catch (error) {

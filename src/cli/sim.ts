@@ -30,7 +30,7 @@ export const MAX_IMAGE_SIZE = 2048;
 const TASKS_USAGE = `usage: sqap-vla sim tasks [--suite NAME] [--json]
 
   --suite NAME   only the tasks of one suite
-  --json         print one JSON array of {id, suite, max_steps, instruction}`;
+  --json         print one JSON object {"tasks": [{id, suite, max_steps, instruction}, ...]}`;
 
 const SELECTION_HELP = `  --task ID        a task id (repeatable); see 'sqap-vla sim tasks'
   --suite NAME     all tasks of a suite (repeatable), or 'all' for every task
@@ -232,7 +232,7 @@ async function tasksCommand(argv: string[]): Promise<number> {
   const all = await loadTasks();
   const tasks = values.suite ? all.filter((task) => selectTasks(all, [], [values.suite!]).includes(task.id)) : all;
   if (values.json) {
-    console.log(JSON.stringify(tasks.map((task) => ({ id: task.id, suite: task.suite, max_steps: task.maxSteps, instruction: task.instruction }))));
+    console.log(JSON.stringify({ tasks: tasks.map((task) => ({ id: task.id, suite: task.suite, max_steps: task.maxSteps, instruction: task.instruction })) }));
     return 0;
   }
   printTable([['id', 'suite', 'max steps', 'instruction'], ...tasks.map((task) => [task.id, task.suite, String(task.maxSteps), task.instruction])]);

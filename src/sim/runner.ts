@@ -125,7 +125,7 @@ export async function loadPolicyFactory(policy: PolicySpec): Promise<PolicyFacto
   }
   let module: Record<string, unknown>;
   try {
-    module = (await import(policy.module)) as Record<string, unknown>;
+    module = await importUserModule(policy.module);
   } catch (error) {
     throw new UserError(`Policy module ${policy.module} could not be loaded: ${errorMessage(error).split('\n')[0]}`);
   }
@@ -189,7 +189,7 @@ export async function executeJob(job: EpisodeJob, factory: PolicyFactory, settin
   const failed = (reason: string): JobOutcome => ({
     result: { taskId: job.taskId, seed: job.seed, success: false, steps: 0, failureReason: reason, wallMs: 0 },
   });
-  const { createEnv } = (await import(settings.envModule ?? './env.js')) as typeof import('./env.js');
+  const { createEnv } = (settings.envModule ? await importUserModule(settings.envModule) : await import('./env.js')) as typeof import('./env.js');
   let env: Env;
   try {
     env = await createEnv(job.taskId, job.seed, {
@@ -308,7 +308,25 @@ export type FromWorker =
   | { type: 'fatal'; message: string; userError: boolean };
 
 const BOOTSTRAP_URL = new URL('./worker-bootstrap.mjs', import.meta.url);
-const WORKER_ENTRY_URL = new URL('./runner-worker.ts', import.meta.url);
+/** Running from TypeScript sources (tsx) or from the compiled dist/ (plain node). */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_ENTRY_URL = new URL(FROM_SOURCE ? './runner-worker.ts' : './runner-worker.js', import.meta.url);
+const TYPESCRIPT_MODULE = /\.[mc]?ts$/;
+
+function needsTypeScript(settings: JobSettings): boolean {
+  return FROM_SOURCE || (typeof settings.policy === 'object' && TYPESCRIPT_MODULE.test(settings.policy.module)) || TYPESCRIPT_MODULE.test(settings.envModule ?? '');
+}
+
+let typeScriptLoader: Promise<void> | undefined;
+
+/** Imports a user module; a .ts one (a policy or env written in TypeScript) gets tsx's loader first under plain node. */
+async function importUserModule(url: string): Promise<Record<string, unknown>> {
+  if (!FROM_SOURCE && TYPESCRIPT_MODULE.test(url)) {
+    typeScriptLoader ??= import('tsx/esm/api').then(({ register }) => void register());
+    await typeScriptLoader;
+  }
+  return (await import(url)) as Record<string, unknown>;
+}
 
 /** One worker thread pulling jobs from the shared queue until it is empty. */
 function runWorker(
@@ -318,7 +336,7 @@ function runWorker(
 ): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const worker = new Worker(BOOTSTRAP_URL, {
-      workerData: { tsxApi: import.meta.resolve('tsx/esm/api'), entry: WORKER_ENTRY_URL.href, settings },
+      workerData: { tsxApi: needsTypeScript(settings) ? import.meta.resolve('tsx/esm/api') : undefined, entry: WORKER_ENTRY_URL.href, settings },
     });
     let finished = false;
     const fail = (error: Error): void => {
