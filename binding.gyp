@@ -8,8 +8,11 @@
         "native/threadpool.cc",
         "native/generic/linear.cc",
         "native/generic/attention.cc",
+        "native/generic/attention_scores.cc",
         "native/generic/norm.cc",
         "native/generic/elementwise.cc",
+        "native/generic/grad.cc",
+        "native/grad_binding.cc",
         "native/arch/avx2/kernels.cc",
         "native/arch/avx2/activations.cc",
         "native/arch/avx512/kernels.cc"

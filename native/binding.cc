@@ -12,6 +12,10 @@
 
 #include "kernels.h"
 
+namespace sqap {
+void register_grad(Napi::Env env, Napi::Object exports);  // grad_binding.cc: the backward kernels
+}
+
 namespace {
 
 using sqap::WeightType;
@@ -263,6 +267,31 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// attentionScores(keyTotals|null, queryProbs|null, rows, q, k, T, S, Hq, Hkv, Dh, causal)
+Napi::Value AttentionScores(const Napi::CallbackInfo& info) {
+  const char* op = "attentionScores";
+  expect_count(info, 11, op);
+  const int T = size_arg(info, 5, op, "T"), S = size_arg(info, 6, op, "S");
+  const int Hq = size_arg(info, 7, op, "Hq"), Hkv = size_arg(info, 8, op, "Hkv"), Dh = size_arg(info, 9, op, "Dh");
+  const bool causal = bool_arg(info, 10, op, "causal");
+  if (Hkv == 0 || Hq % Hkv != 0) type_error(info.Env(), where(op, "Hq") + " must be a multiple of Hkv");
+  if (S == 0 || T > S) type_error(info.Env(), std::string(op) + ": needs 1 <= T <= S");
+  if (!info[2].IsTypedArray()) type_error(info.Env(), where(op, "rows") + " must be an Int32Array");
+  const int R = static_cast<int>(info[2].As<Napi::TypedArray>().ElementLength());
+  const int32_t* rows = typed_arg<int32_t>(info, 2, napi_int32_array, "Int32Array", op, "rows", R);
+  for (int r = 0; r < R; r++) {
+    if (rows[r] < 0 || rows[r] >= T || (r > 0 && rows[r] <= rows[r - 1])) {
+      range_error(info.Env(), where(op, "rows") + " must be ascending query indices below T");
+    }
+  }
+  float* totals = info[0].IsNull() ? nullptr : f32_arg(info, 0, op, "keyTotals", S);
+  float* probs = info[1].IsNull() ? nullptr : f32_arg(info, 1, op, "queryProbs", product(Hq, product(R, S)));
+  const float* q = f32_arg(info, 3, op, "q", product(T, product(Hq, Dh)));
+  const float* k = f32_arg(info, 4, op, "k", product(S, product(Hkv, Dh)));
+  sqap::attention_scores(totals, probs, rows, R, q, k, T, S, Hq, Hkv, Dh, causal);
+  return info.Env().Undefined();
+}
+
 // setIsa(name): force an instruction-set path ('generic' | 'avx2' | 'avx512'); throws if this CPU lacks it.
 Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   expect_count(info, 1, "setIsa");
@@ -305,8 +334,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scaleChannels", Napi::Function::New(env, ScaleChannels));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("attentionScores", Napi::Function::New(env, AttentionScores));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("info", Napi::Function::New(env, Info));
+  sqap::register_grad(env, exports);
   return exports;
 }
 

@@ -63,4 +63,10 @@ void rope(float* out, const float* x, const int32_t* positions, int T, int H, in
 void attention(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S, int Hq,
                int Hkv, int Dh, bool causal);
 
+// Token-pruning scores of the same attention (generic/attention_scores.cc): q (T,Hq,Dh), k (S,Hkv,Dh), rows (R)
+// ascending query indices -> query_probs (Hq,R,S) and key_totals (S) (sum over heads and queries), each skipped
+// when null.
+void attention_scores(float* key_totals, float* query_probs, const int32_t* rows, int R, const float* q,
+                      const float* k, int T, int S, int Hq, int Hkv, int Dh, bool causal);
+
 }  // namespace sqap

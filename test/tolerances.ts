@@ -73,3 +73,46 @@ export const TOLERANCE = {
     embedding: { atol: 0, rtol: 0 },
   },
 } as const;
+
+// Token pruning (test/models/pruning.test.ts, test/tensor/attention-scores.test.ts).
+/** a variant that keeps every visual token vs base: the same computation, so logits agree to float32 noise */
+export const PRUNE_KEEP_ALL_MAX_ABS = 1e-6;
+/** pruned forward vs the unpruned model with the dropped keys masked out of layers >= K (issue 7: 1e-5) */
+export const PRUNE_ORACLE_MAX_ABS = 1e-5;
+/**
+ * attention scores, native vs ref: probabilities as TOLERANCE.f32.attentionProbs; key totals are sums of up to T
+ * float32 probabilities per head over Hq heads, so the bound scales with T·Hq (applied per element by the test)
+ */
+export const SCORES_PROB = { atol: 1e-6, rtol: 2e-5 };
+export const SCORES_TOTAL_PER_TERM = 1e-7;
+
+/**
+ * Backward ops on ref vs central finite differences of the ref forward ops (test/tensor/grad-ref.test.ts): inputs of
+ * order 1, step h; the forward rounds its outputs to float32 (~6e-8 relative), which over a 2h difference gives
+ * ~1e-5 absolute noise, and the O(h²) truncation error is of the same order. A wrong formula errs by O(1).
+ */
+export const FINITE_DIFFERENCE = { step: 1e-3, atol: 1e-4, rtol: 1e-3 } as const;
+
+/**
+ * One training step against PyTorch autograd (test/fixtures/tiny-openvla-train, its README's bounds): every
+ * parameter gradient within 1e-4 relative per tensor (max |ours - ref| / max |ref|; float32 PyTorch itself is within
+ * 1.8e-6), the parameters after one AdamW step within 2e-4 absolute (the first step moves a parameter by about
+ * lr·g/(|g|+eps), which float32 rounding of a near-zero gradient shifts by up to 1.2e-4 in PyTorch itself).
+ */
+export const TRAIN_GRAD_MAX_RELATIVE = 1e-4;
+export const TRAIN_ADAMW_MAX_ABS = 2e-4;
+
+/**
+ * native backward kernels vs ref (test/tensor/grad-native.test.ts). ref computes in float64, native accumulates in
+ * float32 (the backward GEMMs on the forward linear kernel), so GEMM bounds are linear's; norms and attention
+ * recompute their statistics and probabilities in float32; gelu's derivative uses the forward's erf approximation
+ * (A&S 7.1.26, |error| < 1.5e-7) where ref uses a Chebyshev fit (1.2e-7).
+ */
+export const GRAD_TOLERANCE = {
+  linear: { atol: 2e-5, rtol: 2e-5 },
+  norm: { atol: 2e-6, rtol: 2e-6 },
+  attention: { atol: 2e-6, rtol: 2e-5 },
+  gelu: { atol: 5e-7, rtol: 1e-6 },
+  rope: { atol: 2e-7, rtol: 1e-6 },
+  elementwise: { atol: 1e-7, rtol: 1e-6 },
+} as const;

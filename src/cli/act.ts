@@ -1,11 +1,14 @@
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { UserError } from '../errors.js';
-import { readImageFile } from '../io/image.js';
+import { readImageFile, writePng } from '../io/image.js';
 import { oneLine, readJsonFile } from '../io/json.js';
-import { OpenVla } from '../models/openvla.js';
-import { openVlaPrompt, withTrailingSpaceToken } from '../models/prompt.js';
+import { checkOutputFile } from '../io/output-path.js';
+import { instructionInputIds } from '../models/prompt.js';
+import { loadPolicy } from '../policy.js';
+import { readCameraFile, type RobotContext } from '../prune/index.js';
 import { getBackend, type BackendName } from '../tensor/backends/index.js';
+import { parseVariant } from '../variant.js';
 import { parseOptions } from './args.js';
 import { progressBar } from './progress.js';
 
@@ -13,7 +16,8 @@ import { progressBar } from './progress.js';
 const LLAMA2_VOCAB_SIZE = 32000;
 
 const HELP = `usage: sqap-vla act --model DIR --image FILE (--instruction TEXT | --input-ids 1,2,3)
-                    [--unnorm-key KEY] [--backend auto|ref|native] [--json]
+                    [--variant V] [--prune-layer K] [--eef-pixel U,V | --eef X,Y,Z --camera FILE]
+                    [--save-mask FILE.png] [--unnorm-key KEY] [--backend auto|ref|native] [--json]
 
 Runs an OpenVLA-style checkpoint (Hugging Face layout) on one image and prints the 7-D action.
   --model DIR         checkpoint directory: config.json, preprocessor_config.json, model.safetensors(.index.json)
@@ -27,10 +31,22 @@ Runs an OpenVLA-style checkpoint (Hugging Face layout) on one image and prints t
   --unnorm-key KEY    dataset statistics for un-normalization (needed when the checkpoint has several)
   --backend NAME      auto (native if built, else ref), ref, native; default auto
   --json              print one JSON object as the last line
+Variants and token pruning (docs/pruning.md):
+  --variant V         e.g. base (default), sqap@0.5, fastv@0.5, query@0.5, random@0.5, grid@0.5; KEEP is the
+                      fraction of the visual tokens kept, in (0, 1]
+  --prune-layer K     layers 0..K-1 see every token, layers K.. only the kept ones; 1..layers-1, default 2
+  --sqap-share F      share of the sqap budget chosen by query attention, in [0, 1]; default 0.5
+  --sqap-radius R     sqap protects every patch within R patches of the end effector; default 2
+  --prune-seed S      seed of the random method; default 0
+  --eef-pixel U,V     the end effector's pixel in --image (u right, v down)
+  --eef X,Y,Z         the end effector's world position (metres), projected with --camera
+  --camera FILE       camera JSON as the testbed writes it (width, height, intrinsics 3x3, worldToCamera 4x4),
+                      or a recorded episode JSON holding one under "camera"
+  --save-mask FILE    write --image with dropped patches darkened and the protected ring outlined (PNG)
 
 The checkpoint is checked before anything runs: every tensor's shape and dtype against config.json and
 preprocessor_config.json, and config fields (head counts, rope_theta, n_action_bins, pad_to_multiple_of,
-norm_stats) for type and range; a mistake is one line naming the file, the field or tensor, expected and found.`
+norm_stats) for type and range; a mistake is one line naming the file, the field or tensor, expected and found.`;
 
 export async function runActCommand(argv: string[]): Promise<number> {
   const values = parseOptions(
@@ -42,6 +58,15 @@ export async function runActCommand(argv: string[]): Promise<number> {
       'input-ids': { type: 'string' },
       'unnorm-key': { type: 'string' },
       backend: { type: 'string', default: 'auto' },
+      variant: { type: 'string', default: 'base' },
+      'prune-layer': { type: 'string' },
+      'sqap-share': { type: 'string' },
+      'sqap-radius': { type: 'string' },
+      'prune-seed': { type: 'string' },
+      'eef-pixel': { type: 'string' },
+      eef: { type: 'string' },
+      camera: { type: 'string' },
+      'save-mask': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -56,6 +81,12 @@ export async function runActCommand(argv: string[]): Promise<number> {
   if ((values.instruction === undefined) === (values['input-ids'] === undefined)) {
     throw new UserError('act needs exactly one of --instruction TEXT or --input-ids 1,2,3');
   }
+  const variant = parseVariant(values.variant!);
+  const pruneFlags = ['prune-layer', 'sqap-share', 'sqap-radius', 'prune-seed', 'eef-pixel', 'eef', 'camera', 'save-mask'] as const;
+  const stray = pruneFlags.find((flag) => values[flag] !== undefined);
+  if (!variant.prune && stray) throw new UserError(`--${stray} needs a pruning variant (e.g. --variant sqap@0.5)`);
+  const robot = robotContext(values);
+  if (values['save-mask'] !== undefined) checkOutputFile(values['save-mask'], '--save-mask');
   const backend = getBackend(parseBackendName(values.backend!));
   // Prompt and image are checked before the model loads, so a mistake in them costs no load time.
   const limits = readPromptLimits(values.model);
@@ -66,10 +97,21 @@ export async function runActCommand(argv: string[]): Promise<number> {
   const image = readImageFile(values.image);
   const loadStart = performance.now();
   let bar: ReturnType<typeof progressBar> | undefined;
-  const model = OpenVla.load(values.model, backend, { onProgress: (done, total) => (bar ??= progressBar('loading', total, 'tensors')).update(done) });
+  const policy = loadPolicy(values.model, variant, {
+    backend,
+    onProgress: (done, total) => (bar ??= progressBar('loading', total, 'tensors')).update(done),
+    prune: {
+      layer: optionalNumber(values['prune-layer'], '--prune-layer', true),
+      queryShare: optionalNumber(values['sqap-share'], '--sqap-share'),
+      ringRadius: optionalNumber(values['sqap-radius'], '--sqap-radius'),
+      seed: optionalNumber(values['prune-seed'], '--prune-seed', true),
+    },
+  });
   bar?.stop();
+  const model = policy.model;
   const loadMs = performance.now() - loadStart;
-  const result = model.predictAction({ image, inputIds, unnormKey: values['unnorm-key'] });
+  const result = policy.predict({ image, inputIds, unnormKey: values['unnorm-key'], robot });
+  if (values['save-mask'] !== undefined) writePng(values['save-mask'], result.pruningMask!(image));
   if (values.json) {
     console.log(
       JSON.stringify({
@@ -79,13 +121,21 @@ export async function runActCommand(argv: string[]): Promise<number> {
         unnorm_key: result.unnormKey,
         input_ids: inputIds,
         backend: backend.name,
+        variant: policy.variant.name,
+        ...(result.pruning ? { pruning: result.pruning } : {}),
         timings_ms: { load: round(loadMs), ...mapValues(result.timingsMs, round) },
       }),
     );
   } else {
     console.log(`action (${result.unnormKey}): ${result.action.map((v) => v.toFixed(4)).join(' ')}`);
     console.log(`action tokens: ${result.actionTokenIds.join(' ')}`);
-    console.log(`backend ${backend.name}; vision ${result.timingsMs.vision.toFixed(1)} ms, llm ${result.timingsMs.llm.toFixed(1)} ms, total ${result.timingsMs.total.toFixed(1)} ms (load ${loadMs.toFixed(0)} ms)`);
+    if (result.pruning) {
+      const p = result.pruning;
+      const eef = p.eef_patch === null ? 'no end effector in view' : `end effector in patch ${p.eef_patch}`;
+      console.log(`pruning ${p.method}@${p.keep} at layer ${p.layer}: kept ${p.kept_indices.length}/${p.visual_tokens} visual tokens; ${eef}${p.note ? ` (${p.note})` : ''}`);
+    }
+    const t = result.timingsMs;
+    console.log(`backend ${backend.name}, variant ${policy.variant.name}; vision ${t.vision.toFixed(1)} ms, prefill ${t.prefill.toFixed(1)} ms, decode ${t.decode.toFixed(1)} ms, total ${t.total.toFixed(1)} ms (load ${loadMs.toFixed(0)} ms)`);
   }
   return 0;
 }
@@ -93,6 +143,35 @@ export async function runActCommand(argv: string[]): Promise<number> {
 export function parseBackendName(name: string): BackendName {
   if (name === 'auto' || name === 'ref' || name === 'native') return name;
   throw new UserError(`unknown --backend '${name}' (choose auto, ref or native)`);
+}
+
+/** --eef-pixel U,V or --eef X,Y,Z with --camera FILE -> the robot context, or undefined */
+function robotContext(values: { 'eef-pixel'?: string; eef?: string; camera?: string }): RobotContext | undefined {
+  if (values['eef-pixel'] !== undefined && (values.eef !== undefined || values.camera !== undefined)) {
+    throw new UserError('give either --eef-pixel U,V or --eef X,Y,Z with --camera FILE, not both');
+  }
+  if (values['eef-pixel'] !== undefined) return { eefPixel: numberList(values['eef-pixel'], 2, '--eef-pixel U,V') as [number, number] };
+  if ((values.eef === undefined) !== (values.camera === undefined)) throw new UserError('--eef X,Y,Z and --camera FILE go together');
+  if (values.eef === undefined) return undefined;
+  return { eef: numberList(values.eef, 3, '--eef X,Y,Z') as [number, number, number], camera: readCameraFile(values.camera!) };
+}
+
+function numberList(text: string, count: number, usage: string): number[] {
+  const parts = text.split(',').map((s) => s.trim());
+  const values = parts.map(Number);
+  if (parts.length !== count || parts.some((s) => s === '') || values.some((v) => !Number.isFinite(v))) {
+    throw new UserError(`${usage} needs ${count} comma-separated numbers, got '${text}'`);
+  }
+  return values;
+}
+
+function optionalNumber(text: string | undefined, flag: string, integer = false): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw new UserError(`${flag} must be ${integer ? 'an integer' : 'a number'}, got '${text}'`);
+  }
+  return value;
 }
 
 /** Most ids --input-ids takes before the model's own limit is known (the model's limit is checked after). */
@@ -131,7 +210,7 @@ async function instructionIds(modelDir: string, instruction: string, vocabSize: 
   }
   const { loadTokenizer } = await import('../models/tokenizer.js');
   const tokenizer = loadTokenizer(modelDir);
-  const ids = withTrailingSpaceToken(tokenizer.encode(openVlaPrompt(instruction), { addBos: true }));
+  const ids = instructionInputIds(tokenizer, instruction);
   const outside = vocabSize !== undefined ? ids.find((id) => id >= vocabSize) : undefined;
   if (outside !== undefined) {
     throw new UserError(`the tokenizer of ${modelDir} gives token id ${outside}, outside the model's vocabulary of ${vocabSize}; give the prompt as --input-ids instead`);

@@ -7,6 +7,9 @@ commands:
   inspect    print a checkpoint's architecture, sizes and dtypes
   convert    re-save a checkpoint in bf16/f16/f32, sharded
   sim        the tabletop simulator: tasks, run, render, record
+  synth      write a random-weight OpenVLA checkpoint with real shapes (for benchmarks)
+  bench      time variants of a policy side by side (vision, prefill, decode, memory)
+  train      train a policy on recorded demonstrations (behaviour cloning)
 
 Run 'sqap-vla <command> --help' for a command's options.`;
 
@@ -18,6 +21,9 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   inspect: async () => (await import('./inspect.js')).runInspectCommand,
   convert: async () => (await import('./convert.js')).runConvertCommand,
   sim: async () => (await import('./sim.js')).runSimCommand,
+  synth: async () => (await import('./synth.js')).runSynthCommand,
+  bench: async () => (await import('./bench.js')).runBenchCommand,
+  train: async () => (await import('./train.js')).runTrainCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

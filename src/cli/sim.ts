@@ -40,10 +40,18 @@ const SELECTION_HELP = `  --task ID        a task id (repeatable); see 'sqap-vla
   --image-size PX  camera image side in pixels, ${MIN_IMAGE_SIZE} to ${MAX_IMAGE_SIZE} (default: the env's, 224)`;
 
 const RUN_USAGE = `usage: sqap-vla sim run (--task ID | --suite NAME | --suite all) --policy expert --episodes N [options]
+       sqap-vla sim run (--task ID | --suite NAME | --suite all) --policy model --model DIR [--variant V] [options]
 
 ${SELECTION_HELP}
-  --policy P       'expert' (scripted, privileged state; default) or a module path exporting
-                   createPolicyFactory(options) => (env) => Policy
+  --policy P       'expert' (scripted, privileged state; default), 'model' (a checkpoint, see --model), or a
+                   module path exporting createPolicyFactory(options) => (env) => Policy
+  --model DIR      with --policy model: the checkpoint; it sees the instruction, the agent-view image and the
+                   robot's own end-effector position and camera, never object poses. Loaded once per thread:
+                   with the default --workers 1 in this process (the native kernels already use every core);
+                   --workers W loads one copy per worker thread
+  --variant V      with --policy model: the variant (default base), e.g. w4a4+had+sqap@0.5
+  --backend NAME   with --policy model: auto (default), ref, native
+  --unnorm-key KEY with --policy model: dataset statistics, when the checkpoint has several
   --policy-options JSON  options passed to the policy module's createPolicyFactory
   --frames DIR     write every episode's agent-view frames as DIR/<task>/seed_<seed>/step_NNNN.png
   --json           print the summary as one JSON object on the last stdout line`;
@@ -137,14 +145,37 @@ export function selectTasks(all: TaskInfo[], taskIds: string[] = [], suites: str
   return [...new Set(selected)];
 }
 
-function parsePolicy(name: string | undefined, optionsJson: string | undefined): PolicySpec {
+interface ModelFlags {
+  model?: string;
+  variant?: string;
+  backend?: string;
+  'unnorm-key'?: string;
+}
+
+async function parsePolicy(name: string | undefined, optionsJson: string | undefined, flags: ModelFlags): Promise<PolicySpec> {
   const policy = name ?? 'expert';
+  const modelFlag = (['model', 'variant', 'backend', 'unnorm-key'] as const).find((flag) => flags[flag] !== undefined);
+  if (policy !== 'model' && modelFlag) throw new UserError(`--${modelFlag} applies to --policy model.`);
+  if (policy === 'model') {
+    if (optionsJson !== undefined) throw new UserError("--policy-options applies to a policy module, not 'model' (use --model, --variant).");
+    if (!flags.model) throw new UserError('--policy model needs --model DIR (a checkpoint directory).');
+    const { parseVariant } = await import('../variant.js');
+    const { parseBackendName } = await import('./act.js');
+    const { MODEL_POLICY_MODULE } = await import('../eval/model-policy.js');
+    const options = {
+      model: resolve(flags.model),
+      variant: parseVariant(flags.variant ?? 'base').name,
+      backend: parseBackendName(flags.backend ?? 'auto'),
+      ...(flags['unnorm-key'] !== undefined ? { unnormKey: flags['unnorm-key'] } : {}),
+    };
+    return { module: MODEL_POLICY_MODULE, options };
+  }
   if (policy === 'expert') {
     if (optionsJson !== undefined) throw new UserError("--policy-options applies to a policy module, not 'expert'.");
     return 'expert';
   }
   if (!/\.(ts|mts|js|mjs)$/.test(policy)) {
-    throw new UserError(`unknown policy '${policy}' (use 'expert' or the path of a .ts/.js module exporting createPolicyFactory).`);
+    throw new UserError(`unknown policy '${policy}' (use 'expert', 'model' or the path of a .ts/.js module exporting createPolicyFactory).`);
   }
   let options: unknown;
   if (optionsJson !== undefined) {
@@ -242,7 +273,16 @@ async function tasksCommand(argv: string[]): Promise<number> {
 async function runCommand(argv: string[]): Promise<number> {
   const values = parseOptions(
     argv,
-    { ...SELECTION_OPTIONS, policy: { type: 'string' }, 'policy-options': { type: 'string' }, frames: { type: 'string' } },
+    {
+      ...SELECTION_OPTIONS,
+      policy: { type: 'string' },
+      'policy-options': { type: 'string' },
+      frames: { type: 'string' },
+      model: { type: 'string' },
+      variant: { type: 'string' },
+      backend: { type: 'string' },
+      'unnorm-key': { type: 'string' },
+    },
     'sim run',
   );
   if (values.help) {
@@ -250,11 +290,12 @@ async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const tasks = selectTasks(await loadTasks(), values.task, values.suite);
-  const policy = parsePolicy(values.policy, values['policy-options']);
+  const policy = await parsePolicy(values.policy, values['policy-options'], values);
   const episodes = parseIntegerFlag(values.episodes, 'episodes', 10, 1, MAX_EPISODES);
   checkEpisodeTotal(tasks.length, episodes);
   const seed = parseIntegerFlag(values.seed, 'seed', 0, 0, MAX_SEED);
-  const workers = values.workers === undefined ? undefined : parseIntegerFlag(values.workers, 'workers', 1, 1, MAX_WORKERS);
+  // a model runs in this process unless asked otherwise: one copy of the weights, all cores in its kernels
+  const workers = values.workers === undefined ? (values.policy === 'model' ? 1 : undefined) : parseIntegerFlag(values.workers, 'workers', 1, 1, MAX_WORKERS);
   const imageSize = values['image-size'] === undefined ? undefined : parseIntegerFlag(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE);
   const frames = values.frames === undefined ? undefined : checkOutputDir(values.frames, '--frames');
   if (frames) mkdirSync(frames, { recursive: true });
@@ -277,8 +318,9 @@ async function runCommand(argv: string[]): Promise<number> {
     progress.stop();
   }
   const policyName = typeof policy === 'string' ? policy : values.policy;
+  const modelInfo = values.policy === 'model' && typeof policy === 'object' ? { model: (policy.options as { model: string }).model, variant: (policy.options as { variant: string }).variant } : {};
   if (values.json) {
-    console.log(summaryJson(summary, { policy: policyName, seed, ...(frames ? { frames_dir: frames } : {}) }));
+    console.log(summaryJson(summary, { policy: policyName, ...modelInfo, seed, ...(frames ? { frames_dir: frames } : {}) }));
   } else {
     printRunSummary(summary);
     if (frames) console.log(`frames: ${frames}/<task>/seed_<seed>/step_NNNN.png`);

@@ -64,12 +64,24 @@ export class KVCache {
   }
 
   /**
-   * Keep only the cached tokens at `indices` (ascending, into the current cache) in layers [fromLayer, layers).
-   * Layers before fromLayer keep everything (pruning at layer K leaves layers < K untouched).
+   * Keep only the cached tokens at `indices` (strictly ascending, into each layer's current cache) in layers
+   * [fromLayer, toLayer). Layers outside the range keep everything (pruning at layer K leaves layers < K untouched).
+   * Every layer in the range must already hold the indexed tokens: a layer the current pass has not reached yet is
+   * an error, never padded (Llama.forward prunes mid-prefill by appending only kept rows to layers >= K instead).
    */
-  keep(indices: Int32Array, fromLayer = 0): void {
+  keep(indices: Int32Array, fromLayer = 0, toLayer = this.layers): void {
+    if (!(Number.isInteger(fromLayer) && Number.isInteger(toLayer) && 0 <= fromLayer && fromLayer <= toLayer && toLayer <= this.layers)) {
+      throw new Error(`KVCache.keep: layer range [${fromLayer}, ${toLayer}) is outside 0..${this.layers}`);
+    }
+    indices.forEach((index, i) => {
+      if (index < 0 || (i > 0 && index <= indices[i - 1])) throw new Error(`KVCache.keep: indices must be strictly ascending and non-negative (at position ${i}: ${index})`);
+    });
+    const last = indices.length ? indices[indices.length - 1] : -1;
+    for (let layer = fromLayer; layer < toLayer; layer++) {
+      if (last >= this.lengths[layer]) throw new Error(`KVCache.keep: index ${last} is outside layer ${layer}'s ${this.lengths[layer]} cached tokens`);
+    }
     const rowSize = this.kvHeads * this.headDim;
-    for (let layer = fromLayer; layer < this.layers; layer++) {
+    for (let layer = fromLayer; layer < toLayer; layer++) {
       for (const store of [this.keys[layer], this.values[layer]]) {
         indices.forEach((src, dst) => store.copyWithin(dst * rowSize, src * rowSize, (src + 1) * rowSize));
       }

@@ -1,7 +1,7 @@
 // Llama decoder as transformers' LlamaForCausalLM computes it: RMSNorm (f32), RoPE (rotate_half), grouped-query
 // attention, SwiGLU MLP, final norm, untied lm_head; a KV cache for greedy decoding. Intermediates are reported
 // through hooks under fixed names so tests, debugging and token pruning can read them.
-import type { Backend, WeightTensor } from '../tensor/backend.js';
+import type { AttentionScoreRequest, AttentionScores, Backend, WeightTensor } from '../tensor/backend.js';
 import { Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
 import { KVCache } from './kv-cache.js';
@@ -52,6 +52,33 @@ export interface LlamaHooks {
 }
 
 export type LogitsMode = 'all' | 'last' | 'none';
+
+/**
+ * Token pruning inside one forward pass (the prefill), FastV-style: layers 0 .. K-1 run on every token; layer K-1's
+ * attention also returns the scores asked for (so a model is scored by the Q/K it really computes); `choose` picks
+ * the rows of this pass to keep; layers K .. run on those rows only, and only their keys and values enter the
+ * cache of layers >= K. Kept rows keep their original positions, and later tokens continue after the full length.
+ */
+export interface TokenPruning {
+  /** K, 1 <= K <= layers - 1 */
+  layer: number;
+  /** what layer K-1's attention returns; queryRows index this pass's T tokens */
+  scores: AttentionScoreRequest;
+  /**
+   * Layer K-1's scores -> rows of this pass to keep (strictly ascending, in [0, T)). Keys of the scores are in cache
+   * order: the `cachedTokens` tokens already in the cache before this pass come first.
+   */
+  choose(scores: AttentionScores, cachedTokens: number): Int32Array;
+}
+
+export interface ForwardResult {
+  /** [T or 1, V]; with pruning, rows are the kept tokens' */
+  logits?: Tensor<'f32'>;
+  /** final hidden states [T, D] ([kept, D] with pruning) */
+  hidden: Tensor<'f32'>;
+  /** with pruning: the kept rows of this pass and the time spent choosing and gathering them */
+  pruned?: { keptRows: Int32Array; overheadMs: number };
+}
 
 /** Reads the HF text config (`config.json` of a Llama, or OpenVLA's `text_config`); sizes come from tensor shapes. */
 export function loadLlama(source: TensorSource, textConfig: Record<string, unknown>): { config: LlamaConfig; weights: LlamaWeights } {
@@ -137,29 +164,50 @@ export class Llama {
 
   /**
    * embeds [T, D] appended after what `cache` holds -> logits [T or 1, V] (per `logits`) and the final hidden
-   * states [T, D]. Positions continue from cache.nextPosition.
+   * states [T, D]. Positions continue from cache.nextPosition. With `pruning`, layers >= K see only the kept rows.
    */
   forward(
     embeds: Tensor<'f32'>,
     cache: KVCache,
-    options: { logits?: LogitsMode; hooks?: LlamaHooks } = {},
-  ): { logits?: Tensor<'f32'>; hidden: Tensor<'f32'> } {
-    const { hooks, logits = 'last' } = options;
+    options: { logits?: LogitsMode; hooks?: LlamaHooks; pruning?: TokenPruning } = {},
+  ): ForwardResult {
+    const { hooks, logits = 'last', pruning } = options;
     const bk = this.backend;
-    const { heads, kvHeads, headDim, rmsNormEps, ropeTheta } = this.config;
-    const tokens = embeds.shape[0];
-    const positions = cache.takePositions(tokens);
+    const { heads, kvHeads, headDim, rmsNormEps, ropeTheta, layers: layerCount } = this.config;
+    if (pruning && !(Number.isInteger(pruning.layer) && pruning.layer >= 1 && pruning.layer < layerCount)) {
+      throw new Error(`Llama.forward: pruning layer ${pruning.layer} is outside 1..${layerCount - 1}`);
+    }
+    const cachedTokens = cache.layerLength(0);
+    // token count and positions change at layer K when pruning; everything below reads these two
+    let positions = cache.takePositions(embeds.shape[0]);
+    let tokens = embeds.shape[0];
+    let keptRows: Int32Array | undefined;
+    let overheadMs = 0;
     let x = embeds;
     hooks?.capture?.('embeddings', -1, x);
     this.weights.layers.forEach((layer, i) => {
+      if (keptRows && i === pruning!.layer) {
+        const start = performance.now();
+        x = gatherRows(x, keptRows);
+        positions = keptRows.map((row) => positions[row]);
+        tokens = keptRows.length;
+        overheadMs += performance.now() - start;
+      }
       const h = bk.rmsNorm(x, layer.inputNorm, rmsNormEps);
       const q = bk.rope(bk.linear(h, layer.q).reshape([tokens, heads, headDim]), positions, ropeTheta);
       const k = bk.rope(bk.linear(h, layer.k).reshape([tokens, kvHeads, headDim]), positions, ropeTheta);
       const v = bk.linear(h, layer.v).reshape([tokens, kvHeads, headDim]);
       const [keys, values] = cache.append(i, k, v);
       const wantProbs = hooks?.wantAttention?.(i) ?? false;
-      const attention = bk.attention(q, keys, values, { causal: true, returnProbs: wantProbs });
+      const scoring = pruning !== undefined && i === pruning.layer - 1;
+      const attention = bk.attention(q, keys, values, { causal: true, returnProbs: wantProbs, scores: scoring ? pruning.scores : undefined });
       if (attention.probs) hooks?.onAttention?.(i, attention.probs);
+      if (scoring) {
+        const start = performance.now();
+        keptRows = pruning.choose(attention.scores!, cachedTokens);
+        checkRows(keptRows, tokens);
+        overheadMs += performance.now() - start;
+      }
       const attnOut = bk.linear(attention.out, layer.o);
       hooks?.capture?.('attn_out', i, attnOut);
       x = bk.add(x, attnOut);
@@ -169,27 +217,56 @@ export class Llama {
     });
     const hidden = bk.rmsNorm(x, this.weights.norm, rmsNormEps);
     hooks?.capture?.('final_norm', -1, hidden);
-    if (logits === 'none') return { hidden };
+    const pruned = keptRows ? { keptRows, overheadMs } : undefined;
+    if (logits === 'none') return { hidden, pruned };
     const rows = logits === 'last' ? hidden.rows(tokens - 1, tokens) : hidden;
-    return { logits: bk.linear(rows, this.weights.lmHead), hidden };
+    return { logits: bk.linear(rows, this.weights.lmHead), hidden, pruned };
   }
 
   /**
    * Greedy decoding: prefix embeds [T, D] -> `maxNewTokens` ids (argmax at each step, KV cache reused). `hooks`
-   * observe the prefix pass only (where token pruning reads attention); decode steps run without them.
+   * observe the prefix pass only (where token pruning reads attention); decode steps run without them. `pruning`
+   * applies to the prefix pass; decode steps attend to the pruned cache. Timings split prefill (the prefix pass)
+   * and decode (the maxNewTokens - 1 single-token passes).
    */
-  generateGreedy(prefix: Tensor<'f32'>, maxNewTokens: number, hooks?: LlamaHooks): { ids: number[]; cache: KVCache } {
+  generateGreedy(
+    prefix: Tensor<'f32'>,
+    maxNewTokens: number,
+    hooks?: LlamaHooks,
+    options: { pruning?: TokenPruning } = {},
+  ): { ids: number[]; cache: KVCache; pruned?: ForwardResult['pruned']; timingsMs: { prefill: number; decode: number } } {
     const cache = this.newCache();
     const ids: number[] = [];
     let next = prefix;
+    let pruned: ForwardResult['pruned'];
+    const start = performance.now();
+    let prefillDone = start;
     for (let step = 0; step < maxNewTokens; step++) {
-      const { logits } = this.forward(next, cache, { logits: 'last', hooks: step === 0 ? hooks : undefined });
-      const id = argmax(logits!.data);
+      const first = step === 0;
+      const result = this.forward(next, cache, { logits: 'last', hooks: first ? hooks : undefined, pruning: first ? options.pruning : undefined });
+      if (first) pruned = result.pruned;
+      const id = argmax(result.logits!.data);
       ids.push(id);
-      next = this.embed(Int32Array.of(id));
+      if (first) prefillDone = performance.now();
+      if (step + 1 < maxNewTokens) next = this.embed(Int32Array.of(id));
     }
-    return { ids, cache };
+    return { ids, cache, pruned, timingsMs: { prefill: prefillDone - start, decode: performance.now() - prefillDone } };
   }
+}
+
+/** x [T, D], rows [R] -> [R, D] */
+function gatherRows(x: Tensor<'f32'>, rows: Int32Array): Tensor<'f32'> {
+  const width = x.size / x.shape[0];
+  const out = new Float32Array(rows.length * width);
+  rows.forEach((row, i) => out.set(x.data.subarray(row * width, (row + 1) * width), i * width));
+  return Tensor.f32([rows.length, ...x.shape.slice(1)], out);
+}
+
+function checkRows(rows: Int32Array, tokens: number): void {
+  if (rows.length === 0) throw new Error('Llama.forward: pruning kept no rows');
+  rows.forEach((row, i) => {
+    if (row < 0 || row >= tokens || (i > 0 && row <= rows[i - 1])) throw new Error(`Llama.forward: kept rows must be strictly ascending in [0, ${tokens}) (at ${i}: ${row})`);
+  });
 }
 
 /** Index of the largest value (first one on ties, as torch.argmax does). */

@@ -2,18 +2,18 @@
 // projector -> patches inserted after BOS in the Llama prompt -> 7 greedy action tokens -> un-normalized action.
 import nodePath from 'node:path';
 import fs from 'node:fs';
-import type { Backend } from '../tensor/backend.js';
+import type { AttentionScoreRequest, AttentionScores, Backend } from '../tensor/backend.js';
 import { concatLastAxis, concatRows, Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import type { RgbImage } from '../io/image.js';
 import { chooseUnnormKey, detokenizeActions, unnormalizeAction, type NormStats } from './action-tokenizer.js';
-import { Llama, type LlamaHooks } from './llama.js';
+import { Llama, type LlamaHooks, type TokenPruning } from './llama.js';
 import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } from './preprocess.js';
 import { Projector } from './projector.js';
 import { VisionTransformer } from './vit.js';
-import { checkpointSource, scoped } from './weights.js';
+import { checkpointSource, scoped, type TensorSource } from './weights.js';
 import { checkOpenVlaCheckpoint, checkOpenVlaConfigJson, checkPredictInput } from './validate.js';
 
 /** Action tokens OpenVLA generates: one per action dimension. */
@@ -48,7 +48,9 @@ export function parseOpenVlaConfig(json: unknown, path: string): OpenVlaConfig {
   if (!textConfig || typeof textConfig.vocab_size !== 'number') throw new UserError(`${path}: missing text_config.vocab_size`);
   const timmModelIds = (c.timm_model_ids as string[] | undefined) ?? [];
   if (!Array.isArray(timmModelIds) || timmModelIds.length === 0) throw new UserError(`${path}: missing timm_model_ids`);
-  const overrides = (c.timm_overrides_for_tiny_fixture as { num_heads?: number }[] | undefined) ?? [];
+  // `timm_model_overrides` (one entry per timm_model_ids entry: the timm constructor arguments embed_dim, depth,
+  // num_heads, mlp_ratio, img_size of a scaled-down ViT, e.g. the `mini` preset) replaces the fixtures' older name.
+  const overrides = (c.timm_model_overrides ?? c.timm_overrides_for_tiny_fixture ?? []) as { num_heads?: number }[];
   const vitHeads = timmModelIds.map((id, i) => {
     const heads = overrides[i]?.num_heads ?? TIMM_HEADS[id.split('.')[0]];
     if (!heads) throw new UserError(`${path}: unknown vision backbone '${id}' (known: ${Object.keys(TIMM_HEADS).join(', ')})`);
@@ -65,6 +67,25 @@ export function parseOpenVlaConfig(json: unknown, path: string): OpenVlaConfig {
   };
 }
 
+/** Where the visual tokens sit in the prompt: rows [visualStart, visualStart + visualCount) of `tokens`. */
+export interface PromptLayout {
+  tokens: number;
+  visualStart: number;
+  visualCount: number;
+}
+
+/**
+ * Visual-token pruning for one prediction (src/prune builds these; policy.ts passes them in): layers 0 .. layer-1
+ * run on the whole prompt; `request` names the scores layer-1's attention returns; `choose` turns them into the
+ * visual tokens to keep. Every text token is always kept.
+ */
+export interface VisualTokenPruner {
+  layer: number;
+  request(layout: PromptLayout): AttentionScoreRequest;
+  /** scores (keys in prompt order) -> kept visual token indices, strictly ascending, in [0, visualCount) */
+  choose(scores: AttentionScores, layout: PromptLayout): Int32Array;
+}
+
 export interface PredictInput {
   /** an RGB image (preprocessed with the checkpoint's processor) or ready pixel values [1, 3*backbones, H, W] */
   image?: RgbImage;
@@ -73,6 +94,8 @@ export interface PredictInput {
   inputIds: number[];
   unnormKey?: string;
   hooks?: LlamaHooks;
+  /** prune visual tokens inside the prefill (none when absent) */
+  pruner?: VisualTokenPruner;
 }
 
 export interface PredictResult {
@@ -80,7 +103,14 @@ export interface PredictResult {
   normalizedAction: number[];
   action: number[];
   unnormKey: string;
-  timingsMs: { vision: number; llm: number; total: number };
+  /**
+   * vision: towers + projector; prefill: the prompt pass (pruning included); decode: the remaining single-token
+   * passes (ACTION_DIMS - 1 of them); llm = prefill + decode; pruning: choosing and gathering kept tokens (part of
+   * prefill; the extra scoring work inside layer K-1's attention is not separable here, bench measures it).
+   */
+  timingsMs: { vision: number; prefill: number; decode: number; llm: number; pruning: number; total: number };
+  /** kept visual token indices (row-major patch grid) when a pruner ran */
+  keptVisualTokens?: number[];
 }
 
 export class OpenVla {
@@ -112,18 +142,23 @@ export class OpenVla {
       const total = checkpoint.keys().length;
       let done = 0;
       const source = checkpointSource(checkpoint, () => options.onProgress?.(++done, total));
-      const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
-      const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
-      const projector = Projector.load(scoped(source, 'projector'), backend);
-      const llm = Llama.load(scoped(source, 'language_model'), config.textConfig, backend);
-      const visionWidth = backbones.reduce((a, b) => a + b.config.width, 0);
-      if (projector.inputWidth !== visionWidth || projector.outputWidth !== llm.config.hidden) {
-        throw new UserError(`${dir}: projector maps ${projector.inputWidth} -> ${projector.outputWidth}, but vision width is ${visionWidth} and LLM width ${llm.config.hidden}`);
-      }
-      return new OpenVla(config, preprocessor, backbones, projector, llm, backend, dir);
+      return OpenVla.fromSource(config, preprocessor, source, backend, dir);
     } finally {
       checkpoint.close();
     }
+  }
+
+  /** Assemble from tensors under the HF names (a checkpoint, or the f32 master weights of a training run). */
+  static fromSource(config: OpenVlaConfig, preprocessor: PreprocessorConfig, source: TensorSource, backend: Backend, path: string): OpenVla {
+    const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
+    const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
+    const projector = Projector.load(scoped(source, 'projector'), backend);
+    const llm = Llama.load(scoped(source, 'language_model'), config.textConfig, backend);
+    const visionWidth = backbones.reduce((a, b) => a + b.config.width, 0);
+    if (projector.inputWidth !== visionWidth || projector.outputWidth !== llm.config.hidden) {
+      throw new UserError(`${path}: projector maps ${projector.inputWidth} -> ${projector.outputWidth}, but vision width is ${visionWidth} and LLM width ${llm.config.hidden}`);
+    }
+    return new OpenVla(config, preprocessor, backbones, projector, llm, backend, path);
   }
 
   /** image -> pixel values [1, 3*backbones, H, W] */
@@ -151,7 +186,10 @@ export class OpenVla {
     if (!pixels) throw new UserError('predictAction needs an image or pixel values');
     const projected = this.projector.forward(this.visionPatches(pixels));
     const visionDone = performance.now();
-    const { ids } = this.llm.generateGreedy(this.prefixEmbeds(input.inputIds, projected), ACTION_DIMS, input.hooks);
+    const prefix = this.prefixEmbeds(input.inputIds, projected);
+    const layout: PromptLayout = { tokens: prefix.shape[0], visualStart: 1, visualCount: projected.shape[0] };
+    const pruning = input.pruner ? visualPruning(input.pruner, layout) : undefined;
+    const { ids, pruned, timingsMs } = this.llm.generateGreedy(prefix, ACTION_DIMS, input.hooks, { pruning });
     const end = performance.now();
     const normalizedAction = detokenizeActions(ids, this.config.realVocabSize, this.config.nActionBins);
     return {
@@ -159,7 +197,37 @@ export class OpenVla {
       normalizedAction,
       action: unnormalizeAction(normalizedAction, this.config.normStats[unnormKey].action),
       unnormKey,
-      timingsMs: { vision: visionDone - start, llm: end - visionDone, total: end - start },
+      timingsMs: {
+        vision: visionDone - start,
+        prefill: timingsMs.prefill,
+        decode: timingsMs.decode,
+        llm: end - visionDone,
+        pruning: pruned?.overheadMs ?? 0,
+        total: end - start,
+      },
+      keptVisualTokens: pruned ? keptVisual(pruned.keptRows, layout) : undefined,
     };
   }
+}
+
+/** A visual-token pruner -> the Llama's row pruning: BOS and every text token are kept, visual rows as chosen. */
+function visualPruning(pruner: VisualTokenPruner, layout: PromptLayout): TokenPruning {
+  return {
+    layer: pruner.layer,
+    scores: pruner.request(layout),
+    choose(scores, cachedTokens) {
+      if (cachedTokens !== 0) throw new Error('visual-token pruning expects the prompt to start an empty cache');
+      const visual = pruner.choose(scores, layout);
+      const rows: number[] = [];
+      for (let t = 0; t < layout.visualStart; t++) rows.push(t);
+      visual.forEach((j) => rows.push(layout.visualStart + j));
+      for (let t = layout.visualStart + layout.visualCount; t < layout.tokens; t++) rows.push(t);
+      return Int32Array.from(rows);
+    },
+  };
+}
+
+function keptVisual(keptRows: Int32Array, layout: PromptLayout): number[] {
+  const end = layout.visualStart + layout.visualCount;
+  return Array.from(keptRows.filter((row) => row >= layout.visualStart && row < end), (row) => row - layout.visualStart);
 }

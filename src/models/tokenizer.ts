@@ -31,6 +31,8 @@ export interface Tokenizer {
   encode(text: string, options?: { addBos?: boolean }): number[];
   /** token ids -> text; special tokens (BOS, EOS, PAD...) are skipped, like skip_special_tokens=True */
   decode(ids: number[]): string;
+  /** id of one vocabulary entry or added token, undefined when the vocabulary lacks it */
+  tokenId(token: string): number | undefined;
   bosId: number;
   eosId: number;
 }
@@ -149,6 +151,10 @@ class BpeTokenizer implements Tokenizer {
       for (const word of words) if (word.length > 0) this.encodeWord(word, ids);
     }
     return ids;
+  }
+
+  tokenId(token: string): number | undefined {
+    return this.added.find((t) => t.content === token)?.id ?? this.vocab.get(token);
   }
 
   decode(ids: number[]): string {

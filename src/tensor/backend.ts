@@ -9,8 +9,25 @@ export interface AttentionOptions {
    * keys 0 .. S-T+t. (After token pruning the cache holds fewer, still ordered, keys; the rule is unchanged.)
    */
   causal: boolean;
-  /** Also return the softmax probabilities [Hq, T, S] (token pruning and parity tests read them). */
+  /** Also return the softmax probabilities [Hq, T, S] (parity tests read them; memory grows as T·S). */
   returnProbs?: boolean;
+  /** Token-pruning scores of this same attention, without the full [Hq, T, S] probabilities (see AttentionScores). */
+  scores?: AttentionScoreRequest;
+}
+
+/** What token pruning asks of one attention call: only the probability rows or sums a criterion needs. */
+export interface AttentionScoreRequest {
+  /** query rows (indices into the T queries, ascending) whose probabilities come back as queryProbs [Hq, R, S] */
+  queryRows?: Int32Array;
+  /** also return keyTotals [S]: the probability each key receives, summed over all heads and all T queries */
+  keyTotals?: boolean;
+}
+
+export interface AttentionScores {
+  /** [Hq, R, S] probabilities of the requested query rows (0 beyond each row's causal limit) */
+  queryProbs?: Tensor<'f32'>;
+  /** [S] per key: sum over heads and queries of its probability */
+  keyTotals?: Float32Array;
 }
 
 export interface AttentionResult {
@@ -18,6 +35,8 @@ export interface AttentionResult {
   out: Tensor<'f32'>;
   /** [Hq, T, S] when requested */
   probs?: Tensor<'f32'>;
+  /** when options.scores asked for them */
+  scores?: AttentionScores;
 }
 
 /**

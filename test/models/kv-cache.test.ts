@@ -47,3 +47,30 @@ test('keep removes tokens from layers >= fromLayer only, and new tokens keep the
   const [k] = cache.append(2, tokens(6, 1), tokens(56, 1));
   assert.deepEqual(rowIds(k), [0, 2, 5, 6]);
 });
+
+test('keep never pads a layer the current pass has not reached (no phantom keys)', () => {
+  // prune at layer 1 of 3 mid-prefill: layers 0 and 1 are filled, layer 2 is not yet
+  const cache = new KVCache(3, KV_HEADS, HEAD_DIM);
+  cache.takePositions(5);
+  for (const layer of [0, 1]) cache.append(layer, tokens(0, 5), tokens(50, 5));
+  assert.throws(() => cache.keep(Int32Array.of(0, 2, 4), 1), /outside layer 2's 0 cached tokens/);
+  assert.equal(cache.layerLength(2), 0);
+  cache.keep(Int32Array.of(0, 2, 4), 1, 2);
+  assert.deepEqual(rowIds(cache.layerKeys(1)), [0, 2, 4]);
+  assert.deepEqual(rowIds(cache.layerKeys(0)), [0, 1, 2, 3, 4]);
+  const [k] = cache.append(2, tokens(0, 3), tokens(50, 3));
+  assert.equal(k.shape[0], 3);
+});
+
+test('keep checks that indices are strictly ascending and inside the cache', () => {
+  const cache = new KVCache(2, KV_HEADS, HEAD_DIM);
+  for (let layer = 0; layer < 2; layer++) cache.append(layer, tokens(0, 4), tokens(50, 4));
+  assert.throws(() => cache.keep(Int32Array.of(2, 1)), /strictly ascending/);
+  assert.throws(() => cache.keep(Int32Array.of(1, 1)), /strictly ascending/);
+  assert.throws(() => cache.keep(Int32Array.of(-1, 1)), /non-negative/);
+  assert.throws(() => cache.keep(Int32Array.of(0, 4)), /outside layer 0's 4/);
+  assert.throws(() => cache.keep(Int32Array.of(0), 1, 3), /layer range/);
+  assert.equal(cache.layerLength(0), 4);
+  cache.keep(Int32Array.of(1, 3));
+  assert.deepEqual(rowIds(cache.layerValues(1)), [51, 53]);
+});

@@ -4,7 +4,7 @@
 // and backends/index.ts falls back to ref.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { AttentionOptions, AttentionResult, Backend, WeightTensor } from '../backend.js';
+import type { AttentionOptions, AttentionResult, AttentionScores, Backend, WeightTensor } from '../backend.js';
 import { sameShape, shapeSize, Tensor } from '../tensor.js';
 
 export type NativeIsa = 'generic' | 'avx2' | 'avx512';
@@ -39,6 +39,8 @@ interface Addon {
   rope(out: Float32Array, x: Float32Array, positions: Int32Array, T: number, H: number, Dh: number, theta: number): void;
   attention(out: Float32Array, probs: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array,
     T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
+  attentionScores(keyTotals: Float32Array | null, queryProbs: Float32Array | null, rows: Int32Array, q: Float32Array,
+    k: Float32Array, T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
   setIsa(isa: NativeIsa): void;
   info(): NativeInfo;
 }
@@ -176,8 +178,23 @@ function makeBackend(native: Addon): Backend {
       return {
         out: Tensor.f32([tokens, qHeads * headDim], out),
         probs: probs ? Tensor.f32([qHeads, tokens, keys], probs) : undefined,
+        scores: options.scores ? attentionScores(native, q, k, options) : undefined,
       };
     },
+  };
+}
+
+/** Token-pruning scores of attention(q, k, ...): a separate kernel that recomputes the softmax rows it needs. */
+function attentionScores(native: Addon, q: Tensor<'f32'>, k: Tensor<'f32'>, options: AttentionOptions): AttentionScores {
+  const [tokens, qHeads, headDim] = q.shape;
+  const [keys, kvHeads] = k.shape;
+  const rows = options.scores?.queryRows ?? new Int32Array(0);
+  const queryProbs = options.scores?.queryRows ? new Float32Array(qHeads * rows.length * keys) : null;
+  const keyTotals = options.scores?.keyTotals ? new Float32Array(keys) : null;
+  native.attentionScores(keyTotals, queryProbs, rows, q.data, k.data, tokens, keys, qHeads, kvHeads, headDim, options.causal);
+  return {
+    queryProbs: queryProbs ? Tensor.f32([qHeads, rows.length, keys], queryProbs) : undefined,
+    keyTotals: keyTotals ?? undefined,
   };
 }
 

@@ -169,6 +169,13 @@ function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, options
   const scale = 1 / Math.sqrt(headDim);
   const out = new Float32Array(tokens * qHeads * headDim);
   const probs = options.returnProbs ? new Float32Array(qHeads * tokens * keys) : undefined;
+  // Pruning scores: the probability rows of a few queries, and per-key totals over heads and queries (float64).
+  const scoreRows = options.scores?.queryRows ?? new Int32Array(0);
+  scoreRows.forEach((t, r) => assert(t >= 0 && t < tokens && (r === 0 || t > scoreRows[r - 1]), () => `attention: score rows must be ascending in [0, ${tokens})`));
+  const rowOf = new Int32Array(tokens).fill(-1);
+  scoreRows.forEach((t, r) => (rowOf[t] = r));
+  const queryProbs = options.scores?.queryRows ? new Float32Array(qHeads * scoreRows.length * keys) : undefined;
+  const keyTotals = options.scores?.keyTotals ? new Float64Array(keys) : undefined;
   const scores = new Float64Array(keys);
   const accumulator = new Float64Array(headDim);
   for (let h = 0; h < qHeads; h++) {
@@ -191,6 +198,8 @@ function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, options
       for (let s = 0; s < visible; s++) {
         const p = scores[s] / total;
         if (probs) probs[(h * tokens + t) * keys + s] = p;
+        if (queryProbs && rowOf[t] >= 0) queryProbs[(h * scoreRows.length + rowOf[t]) * keys + s] = p;
+        if (keyTotals) keyTotals[s] += p;
         for (let d = 0; d < headDim; d++) accumulator[d] += p * v.data[(s * kvHeads + kvHead) * headDim + d];
       }
       out.set(accumulator, (t * qHeads + h) * headDim);
@@ -199,6 +208,12 @@ function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, options
   return {
     out: Tensor.f32([tokens, qHeads * headDim], out),
     probs: probs ? Tensor.f32([qHeads, tokens, keys], probs) : undefined,
+    scores: options.scores
+      ? {
+          queryProbs: queryProbs ? Tensor.f32([qHeads, scoreRows.length, keys], queryProbs) : undefined,
+          keyTotals: keyTotals ? Float32Array.from(keyTotals) : undefined,
+        }
+      : undefined,
   };
 }
 

@@ -1,0 +1,104 @@
+// Behaviour-cloning samples streamed from a `sim record` directory (docs/demonstrations.md): the successful
+// episodes' steps, each an (agent-view frame, instruction, action) triple. Only the low-dim data is held in memory;
+// a sample's frame is read from its episode's .rgb file on demand, so a recording of any size trains in a few MB.
+import fs from 'node:fs';
+import nodePath from 'node:path';
+import { UserError } from '../errors.js';
+import type { RgbImage } from '../io/image.js';
+import type { ActionStats } from '../models/action-tokenizer.js';
+import { openDemonstrations } from '../sim/record.js';
+
+export interface StepRef {
+  episode: number;
+  step: number;
+}
+
+interface EpisodeData {
+  index: number;
+  taskId: string;
+  seed: number;
+  instruction: string;
+  /** [T, 7] row-major */
+  actions: Float64Array;
+  framePath: string;
+  frameBytes: number;
+  offsets: number[];
+  width: number;
+  height: number;
+}
+
+export class DemoDataset {
+  private constructor(
+    readonly dir: string,
+    readonly datasetName: string,
+    readonly stats: ActionStats,
+    readonly normStats: Record<string, unknown>,
+    readonly episodes: EpisodeData[],
+    /** every training step, episode-major */
+    readonly steps: StepRef[],
+  ) {}
+
+  /**
+   * Opens a recording; `include(taskId, seed)` picks episodes (all successful ones by default). Throws a one-line
+   * UserError when the folder is missing, is not a recording, or has no successful episode.
+   */
+  static open(dir: string, include: (taskId: string, seed: number) => boolean = () => true): DemoDataset {
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`demonstrations folder not found: ${dir}`);
+    const demos = openDemonstrations(dir);
+    const statistics = demos.statistics?.[demos.meta.dataset_name];
+    if (!statistics) throw new UserError(`${dir} has no dataset_statistics.json (no successful episode was recorded), so there is nothing to train on`);
+    const episodes: EpisodeData[] = [];
+    const steps: StepRef[] = [];
+    for (const entry of demos.meta.episodes) {
+      if (!entry.success || !include(entry.task_id, entry.seed)) continue;
+      const ep = demos.episode(entry.index, { frames: false });
+      const file = JSON.parse(fs.readFileSync(nodePath.join(dir, entry.file), 'utf8')) as {
+        frames: { file: string; frame_bytes: number; offsets: number[]; shape: number[] };
+      };
+      const [, height, width] = file.frames.shape;
+      const e = episodes.length;
+      episodes.push({
+        index: entry.index,
+        taskId: entry.task_id,
+        seed: entry.seed,
+        instruction: ep.instruction,
+        actions: Float64Array.from(ep.actions.flat()),
+        framePath: nodePath.join(dir, file.frames.file),
+        frameBytes: file.frames.frame_bytes,
+        offsets: file.frames.offsets,
+        width,
+        height,
+      });
+      for (let t = 0; t < ep.steps; t++) steps.push({ episode: e, step: t });
+    }
+    if (steps.length === 0) throw new UserError(`${dir} has no successful episodes for the chosen tasks and seeds`);
+    return new DemoDataset(dir, demos.meta.dataset_name, statistics.action as unknown as ActionStats, { [demos.meta.dataset_name]: statistics }, episodes, steps);
+  }
+
+  get instructions(): string[] {
+    return [...new Set(this.episodes.map((e) => e.instruction))].sort();
+  }
+
+  action(ref: StepRef): number[] {
+    return Array.from(this.episodes[ref.episode].actions.subarray(ref.step * 7, ref.step * 7 + 7));
+  }
+
+  instruction(ref: StepRef): string {
+    return this.episodes[ref.episode].instruction;
+  }
+
+  /** The agent-view frame the expert saw at this step (read from disk). */
+  frame(ref: StepRef): RgbImage {
+    const e = this.episodes[ref.episode];
+    const data = new Uint8Array(e.frameBytes);
+    const fd = fs.openSync(e.framePath, 'r'); // opened per read: a recording may hold more episodes than open files allowed
+    let read: number;
+    try {
+      read = fs.readSync(fd, data, 0, e.frameBytes, e.offsets[ref.step]);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (read !== e.frameBytes) throw new UserError(`${e.framePath} is truncated (frame ${ref.step})`);
+    return { width: e.width, height: e.height, data };
+  }
+}

@@ -1,0 +1,46 @@
+// Parameter gradients of one training step, by Hugging Face tensor name, accumulated in float32. A parameter used
+// twice (a tied lm_head, or micro-batches accumulated into one step) gets the sum.
+import type { Tensor } from '../tensor/tensor.js';
+
+export class Gradients {
+  private readonly byName = new Map<string, Float32Array>();
+
+  /** grads[name] += g (g is copied the first time, so the caller's tensor is never aliased) */
+  add(name: string, g: Tensor<'f32'>): void {
+    const current = this.byName.get(name);
+    if (!current) {
+      this.byName.set(name, Float32Array.from(g.data));
+      return;
+    }
+    if (current.length !== g.size) throw new Error(`gradient of ${name}: ${g.size} elements, expected ${current.length}`);
+    for (let i = 0; i < current.length; i++) current[i] += g.data[i];
+  }
+
+  get(name: string): Float32Array | undefined {
+    return this.byName.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  entries(): IterableIterator<[string, Float32Array]> {
+    return this.byName.entries();
+  }
+
+  /** √(Σ g²) over every gradient (for clipping), in float64 */
+  globalNorm(): number {
+    let sum = 0;
+    for (const g of this.byName.values()) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+    return Math.sqrt(sum);
+  }
+
+  /** every gradient *= factor (clipping) */
+  scale(factor: number): void {
+    for (const g of this.byName.values()) for (let i = 0; i < g.length; i++) g[i] *= factor;
+  }
+}

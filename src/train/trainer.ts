@@ -1,0 +1,340 @@
+// Behaviour cloning as OpenVLA trains: multi-task batches of (augmented frame, instruction prompt, 7 action tokens +
+// </s>) drawn uniformly over the successful demonstration steps; cross-entropy on those 8 targets; AdamW on f32
+// master weights with gradient clipping and a warmup + cosine schedule. Step s draws its batch and augmentation
+// from a generator seeded by (seed, s) alone, so a run resumed from a checkpoint continues exactly as an
+// uninterrupted one would.
+import fs from 'node:fs';
+import nodePath from 'node:path';
+import { UserError } from '../errors.js';
+import { readJsonFile } from '../io/json.js';
+import { argmax } from '../models/llama.js';
+import { OpenVla, parseOpenVlaConfig } from '../models/openvla.js';
+import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } from '../models/preprocess.js';
+import { instructionInputIds } from '../models/prompt.js';
+import { tokenizerFromJson, type Tokenizer } from '../models/tokenizer.js';
+import { mapSource } from '../models/weights.js';
+import { mulberry32 } from '../random.js';
+import { listTasks } from '../sim/tasks.js';
+import type { Backend } from '../tensor/backend.js';
+import type { GradBackend } from '../tensor/grad-backend.js';
+import { Checkpoint } from '../io/checkpoint.js';
+import { checkpointSource } from '../models/weights.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { actionTokenIds, normalizeAction } from './action-targets.js';
+import { AdamW } from './adamw.js';
+import { augmentImage, OPENVLA_AUGMENT } from './augment.js';
+import { DemoDataset, type StepRef } from './dataset.js';
+import { appendLog, plotLog, readLog, truncateLog, type LogRecord } from './loss-log.js';
+import { trainingStep, TrainableOpenVla, type TrainSample } from './model.js';
+import { getPreset, initWeights, openVlaConfigJson, preprocessorConfigJson } from './presets.js';
+import { hasResumeState, readRunState, restoreRun, saveRun, type RunFiles, type RunState } from './run-checkpoint.js';
+import { learningRate } from './schedule.js';
+import { ACTION_BINS, buildVocabulary } from './vocabulary.js';
+
+export interface TrainOptions {
+  demos: string;
+  out: string;
+  preset: string;
+  steps: number;
+  batch: number;
+  lr: number;
+  warmupSteps: number;
+  /** final learning rate as a fraction of the peak */
+  minLrRatio: number;
+  weightDecay: number;
+  clipNorm: number;
+  seed: number;
+  /** the last `holdoutPerTask` seeds of every task are held out for offline evaluation */
+  holdoutPerTask: number;
+  /** write a checkpoint when this many seconds passed since the last one (and at the end) */
+  saveEverySeconds: number;
+  /** and every this many steps (0: only by time) */
+  saveEverySteps: number;
+  /** offline evaluation every N steps (0: never) on `evalSamples` held-out steps */
+  evalEvery: number;
+  evalSamples: number;
+  /** closed-loop episodes per task at each evaluation (0: none), through TrainHooks.closedLoop */
+  evalEpisodes: number;
+  augment: boolean;
+  /** start from this checkpoint's weights instead of a fresh initialization (fresh optimizer) */
+  init?: string;
+}
+
+export const TRAIN_DEFAULTS: Omit<TrainOptions, 'demos' | 'out'> = {
+  preset: 'mini', steps: 2000, batch: 16, lr: 6e-4, warmupSteps: 100, minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1,
+  seed: 0, holdoutPerTask: 4, saveEverySeconds: 600, saveEverySteps: 0, evalEvery: 0, evalSamples: 64, evalEpisodes: 0, augment: true,
+};
+
+/** Options a resumed run takes from its checkpoint, not from the command line (they define the run). */
+const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps'] as const;
+
+export interface StepReport {
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  samplesPerSecond: number;
+  elapsedSeconds: number;
+}
+
+export interface EvalReport {
+  step: number;
+  tokenAccuracy: number;
+  /** mean |normalized action - target| over the 7 dimensions */
+  meanAbsError: number;
+  samples: number;
+  /** closed-loop success over all tasks, when measured */
+  successRate?: number;
+}
+
+export interface TrainHooks {
+  onStep?(report: StepReport): void;
+  onSave?(step: number, dir: string): void;
+  onEval?(report: EvalReport): void;
+  /**
+   * Closed-loop evaluation of the checkpoint just written to `dir` (the testbed runner lives above this layer, so
+   * the CLI supplies it); resolves to the success rate over all tasks.
+   */
+  closedLoop?(dir: string, step: number): Promise<number>;
+  /** stop after the current step (e.g. SIGINT); a checkpoint is written first */
+  shouldStop?(): boolean;
+}
+
+export interface TrainResult {
+  step: number;
+  resumedFrom?: number;
+  finalLoss: number;
+  samplesPerSecond: number;
+  trainSeconds: number;
+  lastEval?: EvalReport;
+  out: string;
+  trainSteps: number;
+  heldOutSteps: number;
+}
+
+/** A generator for step `step` of a run seeded `seed` (independent of every other step). */
+export function stepRandom(seed: number, step: number): () => number {
+  return mulberry32((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77)) >>> 0);
+}
+
+/** Which episodes are held out: the `perTask` highest seeds of every task in the recording. */
+function heldOutEpisodes(dataset: DemoDataset | { episodes: { taskId: string; seed: number }[] }, perTask: number): Set<string> {
+  const byTask = new Map<string, number[]>();
+  for (const e of dataset.episodes) byTask.set(e.taskId, [...(byTask.get(e.taskId) ?? []), e.seed]);
+  const held = new Set<string>();
+  for (const [task, seeds] of byTask) for (const seed of seeds.sort((a, b) => b - a).slice(0, perTask)) held.add(`${task}#${seed}`);
+  return held;
+}
+
+interface Sampler {
+  dataset: DemoDataset;
+  tokenizer: Tokenizer;
+  preprocessor: PreprocessorConfig;
+  realVocabSize: number;
+  eosId: number;
+  promptCache: Map<string, number[]>;
+}
+
+/** One training example from a demonstration step (augmented when `random` is given). */
+function makeSample(s: Sampler, ref: StepRef, random?: () => number): { sample: TrainSample; normalized: number[] } {
+  const instruction = s.dataset.instruction(ref);
+  let prompt = s.promptCache.get(instruction);
+  if (!prompt) {
+    prompt = instructionInputIds(s.tokenizer, instruction);
+    s.promptCache.set(instruction, prompt);
+  }
+  const normalized = normalizeAction(s.dataset.action(ref), s.dataset.stats);
+  const actions = actionTokenIds(normalized, s.realVocabSize, ACTION_BINS);
+  const frame = s.dataset.frame(ref);
+  const image = random ? augmentImage(frame, random, OPENVLA_AUGMENT) : frame;
+  return {
+    sample: {
+      pixelValues: preprocessImage(image, s.preprocessor),
+      inputIds: Int32Array.from([...prompt, ...actions]),
+      targets: Int32Array.from([...actions, s.eosId]),
+    },
+    normalized,
+  };
+}
+
+/** Greedy decoding on held-out steps (no augmentation): action-token accuracy and mean |error| of the actions. */
+function evaluateOffline(s: Sampler, params: Map<string, Tensor<'f32'>>, files: RunFiles, backend: Backend, refs: StepRef[], step: number): EvalReport {
+  const config = parseOpenVlaConfig(files.configJson, 'config.json');
+  const model = OpenVla.fromSource(config, s.preprocessor, mapSource(Object.fromEntries(params)), backend, 'training run');
+  let correct = 0;
+  let absError = 0;
+  for (const ref of refs) {
+    const { sample, normalized } = makeSample(s, ref);
+    const prompt = Array.from(sample.inputIds.subarray(0, sample.inputIds.length - 7));
+    const result = model.predictAction({ pixelValues: sample.pixelValues, inputIds: prompt });
+    result.actionTokenIds.forEach((id, i) => {
+      if (id === sample.targets[i]) correct++;
+      absError += Math.abs(result.normalizedAction[i] - normalized[i]);
+    });
+  }
+  return { step, tokenAccuracy: correct / (7 * refs.length), meanAbsError: absError / (7 * refs.length), samples: refs.length };
+}
+
+export async function train(options: TrainOptions, backend: Backend, grad: GradBackend, hooks: TrainHooks = {}): Promise<TrainResult> {
+  let o = { ...options };
+  const resuming = hasResumeState(o.out);
+  let state: RunState | undefined;
+  if (resuming) {
+    state = readRunState(o.out);
+    const saved = state.options as Partial<TrainOptions>;
+    o = { ...o, ...Object.fromEntries(RUN_DEFINING.map((k) => [k, saved[k] ?? o[k]])) };
+    if (options.steps > o.steps) o.steps = options.steps; // a resumed run may be extended
+  }
+  const sizes = getPreset(o.preset);
+
+  const everything = DemoDataset.open(o.demos);
+  const held = heldOutEpisodes(everything, o.holdoutPerTask);
+  const dataset = DemoDataset.open(o.demos, (task, seed) => !held.has(`${task}#${seed}`));
+  const heldOut = o.holdoutPerTask > 0 ? DemoDataset.open(o.demos, (task, seed) => held.has(`${task}#${seed}`)) : undefined;
+
+  let files: RunFiles;
+  if (resuming) {
+    files = {
+      configJson: readJsonFile(nodePath.join(o.out, 'config.json'), 'model config') as Record<string, unknown>,
+      preprocessorJson: readJsonFile(nodePath.join(o.out, 'preprocessor_config.json'), 'preprocessor config') as Record<string, unknown>,
+      tokenizerJson: readJsonFile(nodePath.join(o.out, 'tokenizer.json'), 'tokenizer') as Record<string, unknown>,
+    };
+  } else if (o.init) {
+    files = {
+      configJson: { ...(readJsonFile(nodePath.join(o.init, 'config.json'), 'model config') as Record<string, unknown>), norm_stats: dataset.normStats },
+      preprocessorJson: readJsonFile(nodePath.join(o.init, 'preprocessor_config.json'), 'preprocessor config') as Record<string, unknown>,
+      tokenizerJson: readJsonFile(nodePath.join(o.init, 'tokenizer.json'), 'tokenizer') as Record<string, unknown>,
+    };
+  } else {
+    const vocab = buildVocabulary([...new Set([...listTasks().map((t) => t.instruction), ...dataset.instructions])]);
+    files = {
+      configJson: openVlaConfigJson(sizes, vocab, dataset.normStats, o.preset),
+      preprocessorJson: preprocessorConfigJson(sizes),
+      tokenizerJson: vocab.tokenizerJson,
+    };
+  }
+  const config = parseOpenVlaConfig(files.configJson, 'config.json');
+  const tokenizer = tokenizerFromJson(files.tokenizerJson, 'tokenizer.json');
+  const sampler: Sampler = {
+    dataset,
+    tokenizer,
+    preprocessor: parsePreprocessorConfig(files.preprocessorJson),
+    realVocabSize: config.realVocabSize,
+    eosId: tokenizer.eosId,
+    promptCache: new Map(),
+  };
+
+  let initial: Map<string, Tensor<'f32'>>;
+  if (o.init && !resuming) {
+    const checkpoint = Checkpoint.open(o.init);
+    try {
+      const source = checkpointSource(checkpoint);
+      initial = new Map(source.keys().map((k) => [k, source.read(k).asF32Tensor()]));
+    } finally {
+      checkpoint.close();
+    }
+  } else {
+    initial = initWeights(sizes, (config.textConfig.vocab_size as number), o.seed);
+  }
+  const model = TrainableOpenVla.fromSource(mapSource(Object.fromEntries(initial)), config, backend, grad);
+  const params = model.params;
+  const isMatrix = (name: string, p: Tensor<'f32'>) => p.rank >= 2 && !/pos_embed|cls_token|reg_token/.test(name);
+  const optimizer = new AdamW({ lr: o.lr, betas: [0.9, 0.999], eps: 1e-8, weightDecay: o.weightDecay, decays: isMatrix });
+  let step = 0;
+  let samplesSeen = 0;
+  let trainSeconds = 0;
+  if (resuming) {
+    step = state!.step;
+    samplesSeen = state!.samplesSeen;
+    trainSeconds = state!.trainSeconds;
+    restoreRun(o.out, params, optimizer, step);
+  }
+  fs.mkdirSync(o.out, { recursive: true });
+  const logPath = nodePath.join(o.out, 'loss.jsonl');
+  if (resuming) truncateLog(logPath, step);
+  else fs.writeFileSync(logPath, '');
+
+  const evalRefs = heldOut ? Array.from({ length: Math.min(o.evalSamples, heldOut.steps.length) }, (_, i) => heldOut.steps[Math.floor((i * heldOut.steps.length) / Math.min(o.evalSamples, heldOut.steps.length))]) : [];
+  const evalSampler = heldOut ? { ...sampler, dataset: heldOut } : undefined;
+  const runOptions = Object.fromEntries(RUN_DEFINING.map((k) => [k, o[k]]));
+  const save = () => {
+    saveRun(o.out, files, params, optimizer, { step, options: runOptions, samplesSeen, trainSeconds });
+    plotLog(nodePath.join(o.out, 'loss.png'), readLog(logPath));
+    hooks.onSave?.(step, o.out);
+  };
+
+  const resumedFrom = resuming ? step : undefined;
+  let lastSave = performance.now();
+  let lastLoss = NaN;
+  let lastEval: EvalReport | undefined;
+  let windowStart = performance.now();
+  let windowSamples = 0;
+  const schedule = { peak: o.lr, warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio };
+  while (step < o.steps) {
+    const started = performance.now();
+    const random = stepRandom(o.seed, step);
+    const batch = Array.from({ length: o.batch }, () => {
+      const ref = dataset.steps[Math.floor(random() * dataset.steps.length)];
+      return makeSample(sampler, ref, o.augment ? random : undefined).sample;
+    });
+    const { loss, grads } = trainingStep(model, batch);
+    const gradNorm = grads.globalNorm();
+    if (gradNorm > o.clipNorm) grads.scale(o.clipNorm / (gradNorm + 1e-6));
+    const lr = learningRate(step, schedule);
+    optimizer.step(params, grads, lr);
+    step++;
+    samplesSeen += o.batch;
+    const seconds = (performance.now() - started) / 1000;
+    trainSeconds += seconds;
+    windowSamples += o.batch;
+    const windowSeconds = (performance.now() - windowStart) / 1000;
+    const samplesPerSecond = windowSamples / Math.max(1e-9, windowSeconds);
+    if (windowSeconds > 60) {
+      windowStart = performance.now();
+      windowSamples = 0;
+    }
+    lastLoss = loss;
+    const record: LogRecord = { step, loss, lr, grad_norm: gradNorm, samples_per_s: samplesPerSecond, elapsed_s: trainSeconds };
+    if (o.evalEvery > 0 && evalSampler && (step % o.evalEvery === 0 || step === o.steps)) {
+      lastEval = evaluateOffline(evalSampler, params.tensors, files, backend, evalRefs, step);
+      record.eval_token_accuracy = lastEval.tokenAccuracy;
+      record.eval_action_mae = lastEval.meanAbsError;
+      if (o.evalEpisodes > 0 && hooks.closedLoop) {
+        save();
+        lastSave = performance.now();
+        lastEval.successRate = await hooks.closedLoop(o.out, step);
+        record.eval_success_rate = lastEval.successRate;
+      }
+      hooks.onEval?.(lastEval);
+    }
+    appendLog(logPath, record);
+    hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, samplesPerSecond, elapsedSeconds: trainSeconds });
+    const stop = hooks.shouldStop?.() ?? false;
+    const due = (performance.now() - lastSave) / 1000 >= o.saveEverySeconds || (o.saveEverySteps > 0 && step % o.saveEverySteps === 0);
+    if (due || step === o.steps || stop) {
+      save();
+      lastSave = performance.now();
+    }
+    if (stop) break;
+  }
+  if (step === resumedFrom) save();
+  return {
+    step,
+    resumedFrom,
+    finalLoss: lastLoss,
+    samplesPerSecond: samplesSeen / Math.max(1e-9, trainSeconds),
+    trainSeconds,
+    lastEval,
+    out: o.out,
+    trainSteps: dataset.steps.length,
+    heldOutSteps: heldOut?.steps.length ?? 0,
+  };
+}
+
+export function checkTrainOptions(o: TrainOptions): void {
+  getPreset(o.preset);
+  if (!Number.isInteger(o.steps) || o.steps < 1) throw new UserError(`--steps must be a positive integer, got ${o.steps}`);
+  if (!Number.isInteger(o.batch) || o.batch < 1) throw new UserError(`--batch must be a positive integer, got ${o.batch}`);
+  if (!(o.lr > 0)) throw new UserError(`--lr must be a positive number, got ${o.lr}`);
+}
