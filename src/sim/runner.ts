@@ -139,7 +139,9 @@ export async function loadPolicyFactory(policy: PolicySpec): Promise<PolicyFacto
     if (typeof factory !== 'function') throw new Error(`${exportName} returned ${typeof factory}, not a function (env) => Policy`);
     return factory as PolicyFactory;
   } catch (error) {
-    // A throwing policy fails its episodes (README), also when it throws while being built: each episode says why.
+    // A UserError (a missing checkpoint, a bad option) ends the run with its one line; any other throw is the
+    // policy's failure, and a throwing policy fails its episodes (README): each episode says why.
+    if (error instanceof UserError) throw error;
     const reason = `${exportName} threw: ${errorMessage(error).split('\n')[0]}`;
     return () => {
       throw new Error(reason);

@@ -271,16 +271,20 @@ const NUMBERS = ['-1', '0', '1', '2.5', '1e9', '1000000000', 'abc', '', '-0', '9
 
 /** One flag and value drawn for a command; sim run/record always get an invalid --episodes (real episodes are slow). */
 function cliArgs(dir: string): fc.Arbitrary<string[]> {
-  const value = fc.oneof(fc.constantFrom(...NUMBERS, TASK, 'nope', 'all', 'spatial', '/dev/null', '/proc/x', '/dev/null/x', TINY_MODEL, TINY_IMAGE, nodePath.join(dir, 'o'), '-', '--', '--json', '-h', 'ref', 'bf16', '5GB', '1,2,3', '-1,2,3', '1,,2'), fc.string({ maxLength: 6 }));
+  const value = fc.oneof(fc.constantFrom(...NUMBERS, TASK, 'model', 'base', 'sqap@0.5', 'fastv@0', 'w4a4+had+sqap@0.5', 'sqap@1.5', '10,20', '0.1,0.2,0.3', 'nope', 'all', 'spatial', '/dev/null', '/proc/x', '/dev/null/x', TINY_MODEL, TINY_IMAGE, nodePath.join(dir, 'o'), '-', '--', '--json', '-h', 'ref', 'bf16', '5GB', '1,2,3', '-1,2,3', '1,,2'), fc.string({ maxLength: 6 }));
   const flags = (names: string[]) => fc.array(fc.tuple(fc.constantFrom(...names.map((n) => `--${n}`), '--bogus', '-x'), value), { maxLength: 4 }).map((pairs) => pairs.flat());
   const badEpisodes = fc.constantFrom('0', '-1', '1e9', 'x', '1000000000', '');
   return fc.oneof(
-    flags(['model', 'image', 'instruction', 'input-ids', 'unnorm-key', 'backend']).map((a) => ['act', ...a]),
+    flags(['model', 'image', 'instruction', 'input-ids', 'unnorm-key', 'backend', 'variant', 'prune-layer', 'sqap-share', 'sqap-radius', 'prune-seed', 'eef-pixel', 'eef', 'camera', 'save-mask']).map((a) => ['act', ...a]),
     flags(['model', 'json']).map((a) => ['inspect', ...a]),
     flags(['model', 'out', 'dtype', 'max-shard-size']).map((a) => ['convert', ...a]),
     flags(['suite', 'json']).map((a) => ['sim', 'tasks', ...a]),
     fc.tuple(flags(['task', 'seed', 'image-size', 'out']), fc.constantFrom('1', '-1', '1e9', '100000', '7')).map(([a, size]) => ['sim', 'render', ...a, '--image-size', size]),
-    fc.tuple(flags(['task', 'suite', 'seed', 'workers', 'image-size', 'policy', 'policy-options', 'frames']), badEpisodes).map(([a, e]) => ['sim', 'run', ...a, '--episodes', e]),
+    fc.tuple(flags(['task', 'suite', 'seed', 'workers', 'image-size', 'policy', 'policy-options', 'frames', 'model', 'variant', 'backend', 'unnorm-key']), badEpisodes).map(([a, e]) => ['sim', 'run', ...a, '--episodes', e]),
+    flags(['demos', 'out', 'preset', 'steps', 'batch', 'lr', 'eval-every', 'eval-samples', 'eval-episodes', 'init']).map((a) => ['train', ...a]),
+    // synth: only the tiny preset or invalid ones (openvla-7b writes 15 GB)
+    fc.tuple(flags(['out', 'llm-layers', 'vision-layers']), fc.constantFrom('tiny', 'nope', '', '-1')).map(([a, preset]) => ['synth', ...a, '--preset', preset]),
+    fc.tuple(flags(['model', 'variants', 'image', 'input-ids']), fc.constantFrom('0', '-1', '1.5', 'x', '1e9')).map(([a, steps]) => ['bench', ...a, '--steps', steps]),
     fc.tuple(flags(['task', 'suite', 'seed', 'workers', 'image-size', 'out', 'name']), badEpisodes).map(([a, e]) => ['sim', 'record', ...a, '--episodes', e]),
   );
 }
@@ -294,4 +298,15 @@ const cliCategory: FuzzCategory<string[]> = {
   },
 };
 
-export const CATEGORIES: FuzzCategory<any>[] = [headerCategory, tensorCategory, configCategory, preprocessorCategory, imageCategory, cliCategory]; // eslint-disable-line @typescript-eslint/no-explicit-any
+const VARIANT_PARTS = ['base', 'w8a8', 'w4a8', 'w4a4', 'w4a16', 'had', 'gptq', 'sqap', 'fastv', 'query', 'random', 'grid', '@', '+', '0.5', '1', '0', '-1', '1e9', 'NaN', ' ', 'x'];
+
+const variantCategory: FuzzCategory<string> = {
+  name: 'variant strings',
+  arbitrary: fc.oneof(fc.array(fc.constantFrom(...VARIANT_PARTS), { maxLength: 6 }).map((parts) => parts.join('')), fc.string({ maxLength: 12 })),
+  async run(variant) {
+    const r = await runCli(['act', '--model', TINY_MODEL, '--image', TINY_IMAGE, '--input-ids', TINY_INPUT_IDS.join(','), '--variant', variant, '--json']);
+    return cliOutcome(r);
+  },
+};
+
+export const CATEGORIES: FuzzCategory<any>[] = [headerCategory, tensorCategory, configCategory, preprocessorCategory, imageCategory, variantCategory, cliCategory]; // eslint-disable-line @typescript-eslint/no-explicit-any
