@@ -10,6 +10,7 @@ commands:
   synth      write a random-weight OpenVLA checkpoint with real shapes (for benchmarks)
   bench      time variants of a policy side by side (vision, prefill, decode, memory)
   train      train a policy on recorded demonstrations (behaviour cloning)
+  serve      serve a policy over HTTP (OpenVLA deploy.py compatible POST /act)
 
 Run 'sqap-vla <command> --help' for a command's options.`;
 
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   synth: async () => (await import('./synth.js')).runSynthCommand,
   bench: async () => (await import('./bench.js')).runBenchCommand,
   train: async () => (await import('./train.js')).runTrainCommand,
+  serve: async () => (await import('./serve.js')).runServeCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
