@@ -237,7 +237,7 @@ export function checkProjectorTensors(t: TensorChecker, prefix: string, visionWi
 }
 
 /** A Llama decoder under `prefix` (e.g. 'language_model') against its HF text config. Returns the hidden width. */
-export function checkLlamaTensors(t: TensorChecker, prefix: string, text: Json, configFile: string): number {
+export function checkLlamaTensors(t: TensorChecker, prefix: string, text: Json, configFile: string, options: { quantizedLinears?: boolean } = {}): number {
   const p = (name: string) => (prefix ? `${prefix}.${name}` : name);
   const vocab = text.vocab_size as number;
   const declaredHidden = text.hidden_size as number | undefined;
@@ -253,11 +253,15 @@ export function checkLlamaTensors(t: TensorChecker, prefix: string, text: Json, 
   if (declaredLayers !== undefined && declaredLayers !== layers) {
     throw new UserError(`${configFile}: text_config.num_hidden_layers is ${declaredLayers}, but the checkpoint has ${layers} decoder layers.`);
   }
-  const intermediate = (text.intermediate_size as number | undefined) ?? t.expect(p('model.layers.0.mlp.gate_proj.weight'), [undefined, hidden])[0];
+  // A quantized checkpoint (config.json quantization_config) stores its linears as codes and scales, which the
+  // quantized loader (src/quant/checkpoint.ts) checks against these shapes; the float tensors are checked here.
+  const linears = !options.quantizedLinears;
+  const intermediate = (text.intermediate_size as number | undefined) ?? (linears ? t.expect(p('model.layers.0.mlp.gate_proj.weight'), [undefined, hidden])[0] : 0);
   for (let i = 0; i < layers; i++) {
     const l = (name: string) => p(`model.layers.${i}.${name}`);
     t.expect(l('input_layernorm.weight'), [hidden]);
     t.expect(l('post_attention_layernorm.weight'), [hidden]);
+    if (!linears) continue;
     t.expect(l('self_attn.q_proj.weight'), [heads * headDim, hidden], `num_attention_heads ${heads} x head_dim ${headDim}`);
     t.expect(l('self_attn.k_proj.weight'), [kvHeads * headDim, hidden], `num_key_value_heads ${kvHeads} x head_dim ${headDim}`);
     t.expect(l('self_attn.v_proj.weight'), [kvHeads * headDim, hidden], `num_key_value_heads ${kvHeads} x head_dim ${headDim}`);
@@ -267,7 +271,7 @@ export function checkLlamaTensors(t: TensorChecker, prefix: string, text: Json, 
     t.expect(l('mlp.down_proj.weight'), [hidden, intermediate], 'hidden x intermediate_size');
   }
   t.expect(p('model.norm.weight'), [hidden]);
-  if (t.headers.has(p('lm_head.weight'))) t.expect(p('lm_head.weight'), [vocab, hidden], `as embed_tokens: text_config.vocab_size ${vocab} x ${hidden}`);
+  if (linears && t.headers.has(p('lm_head.weight'))) t.expect(p('lm_head.weight'), [vocab, hidden], `as embed_tokens: text_config.vocab_size ${vocab} x ${hidden}`);
   return hidden;
 }
 
@@ -302,7 +306,8 @@ export function checkOpenVlaCheckpoint(input: OpenVlaCheckInput): void {
       );
     }
   });
-  const llmWidth = checkLlamaTensors(t, 'language_model', input.configJson.text_config as Json, configFile);
+  const quantizedLinears = input.configJson.quantization_config !== undefined && input.configJson.quantization_config !== null;
+  const llmWidth = checkLlamaTensors(t, 'language_model', input.configJson.text_config as Json, configFile, { quantizedLinears });
   checkProjectorTensors(t, 'projector', vits.reduce((sum, vit) => sum + vit.width, 0), llmWidth);
 }
 
