@@ -81,3 +81,19 @@ test('npm pack ships dist, bin, native sources and the tiny model, and no tests,
   const unwanted = files.filter((f) => /^(test|bench|src|examples|build|node_modules|\.ci)\/|^scripts\/(?!native-unavailable|build)|\.test\.|scratch|\.log$/.test(f));
   assert.deepEqual(unwanted, []);
 });
+
+test('serve runs from dist/: its model worker thread starts without tsx and answers /health', async () => {
+  const { spawn } = await import('node:child_process');
+  const port = 20000 + (process.pid % 20000);
+  const server = spawn(process.execPath, ['bin/sqap-vla.js', 'serve', '--model', 'models/tiny-openvla', '--port', String(port)], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdio: 'ignore' });
+  try {
+    let health: { ready?: boolean } | undefined;
+    for (let i = 0; i < 120 && !health?.ready; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      health = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.json() as Promise<{ ready?: boolean }>, () => undefined);
+    }
+    assert.equal(health?.ready, true, `health: ${JSON.stringify(health)}`);
+  } finally {
+    server.kill('SIGTERM');
+  }
+});
