@@ -4,8 +4,8 @@
 // prefill, plus the extra scoring work of layer K-1's attention, measured on that attention's shapes).
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
+import { parseOptions } from './args.js';
 import { readImageFile, type RgbImage } from '../io/image.js';
 import { ACTION_DIMS } from '../models/openvla.js';
 import { loadPolicy, type LoadedPolicy, type PolicyResult } from '../policy.js';
@@ -47,9 +47,7 @@ interface VariantRow {
 }
 
 export async function runBenchCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseOptions(argv, {
       model: { type: 'string' },
       variants: { type: 'string' },
       steps: { type: 'string', default: '3' },
@@ -60,9 +58,7 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
+    }, 'bench');
   if (values.help) {
     console.log(HELP);
     return 0;

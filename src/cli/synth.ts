@@ -1,8 +1,8 @@
 // `sqap-vla synth`: write a random-weight OpenVLA checkpoint with real shapes and key names (src/models/synthetic.ts),
 // so speed and memory can be measured (bench) without downloading weights.
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
+import { parseOptions } from './args.js';
 import type { FloatDType } from '../io/convert.js';
 import { OPENVLA_7B_SIZES, TINY_SIZES, writeSyntheticOpenVla, type SyntheticSizes } from '../models/synthetic.js';
 import { progressBar } from './progress.js';
@@ -29,9 +29,7 @@ const PRESETS: Record<string, { sizes: SyntheticSizes; dtype: FloatDType }> = {
 };
 
 export async function runSynthCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseOptions(argv, {
       preset: { type: 'string' },
       out: { type: 'string' },
       'llm-layers': { type: 'string' },
@@ -40,9 +38,7 @@ export async function runSynthCommand(argv: string[]): Promise<number> {
       seed: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
+    }, 'synth');
   if (values.help) {
     console.log(HELP);
     return 0;
