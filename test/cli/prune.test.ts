@@ -143,7 +143,7 @@ test('synth --preset tiny writes a checkpoint act and bench run; bench --json ha
   const again = cli(['synth', '--preset', 'tiny', '--out', out]);
   assert.equal(again.status, 2);
   assert.match(errorLines(again.stderr)[0], /exists and is not an empty directory/);
-  assert.match(errorLines(cli(['synth', '--preset', 'huge', '--out', out]).stderr)[0], /--preset NAME \(openvla-7b or tiny\), got 'huge'/);
+  assert.match(errorLines(cli(['synth', '--preset', 'huge', '--out', out]).stderr)[0], /--preset NAME \(openvla-7b, tiny, tiny-224\), got 'huge'/);
   assert.match(errorLines(cli(['bench', '--model', out]).stderr)[0], /--variants/);
   fs.rmSync(dir, { recursive: true });
 });
