@@ -74,6 +74,16 @@ export const TOLERANCE = {
   },
 } as const;
 
+// Quantization fidelity targets (issue #6), measured with `compare`'s metrics against base.
+/** `had` alone (rotated, unquantized) computes the base function: mean logit cosine at least this */
+export const HAD_MIN_LOGIT_COSINE = 0.99999;
+/** `w8a8+had` on the bundled tiny checkpoint: mean logit cosine at least this */
+export const W8A8_HAD_MIN_LOGIT_COSINE = 0.995;
+/**
+ * On the outlier checkpoint, `w4a4+had` must keep at most this fraction of `w4a4`'s logit error (1 - cosine):
+ * measured 0.50 (w4a4 1 - cosine 0.34, w4a4+had 0.17 on the fixture input).
+ */
+export const OUTLIER_HAD_MAX_ERROR_RATIO = 0.7;
 // Token pruning (test/models/pruning.test.ts, test/tensor/attention-scores.test.ts).
 /** a variant that keeps every visual token vs base: the same computation, so logits agree to float32 noise */
 export const PRUNE_KEEP_ALL_MAX_ABS = 1e-6;

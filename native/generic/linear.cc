@@ -48,6 +48,9 @@ void linear_columns_generic(float* out, const float* x, const void* w, WeightTyp
       return linear_columns_scalar<WeightType::bf16>(out, x, w, M, K, N, n0, n1);
     case WeightType::f16:
       return linear_columns_scalar<WeightType::f16>(out, x, w, M, K, N, n0, n1);
+    case WeightType::i8:
+    case WeightType::i4:
+      return;  // integer weights go through linear_int / linear_dequant
   }
 }
 
@@ -63,7 +66,7 @@ void axpy_generic(float* y, float alpha, const float* x, int n) {
 
 const KernelTable kGenericKernels = {Isa::generic, linear_packed_size_generic, linear_pack_generic,
                                      linear_columns_generic, dot_generic, axpy_generic, gelu_generic,
-                                     silu_mul_generic};
+                                     silu_mul_generic, int_gemm_generic, quantize_row_generic};
 
 // x is repacked once into the ISA's tile layout (activations only: weights are read in place, whatever their dtype),
 // then threads split the output columns N, each streaming its own rows of w, the dominant memory traffic.

@@ -6,11 +6,12 @@ import { loadPolicy } from '../policy.js';
 import { readCameraFile, type RobotContext } from '../prune/index.js';
 import { getBackend, type BackendName } from '../tensor/backends/index.js';
 import { parseVariant } from '../variant.js';
+import { calibrationIfNeeded } from './calibration.js';
 import { progressBar } from './progress.js';
 
 const HELP = `usage: sqap-vla act --model DIR --image FILE (--instruction TEXT | --input-ids 1,2,3)
                     [--variant V] [--prune-layer K] [--eef-pixel U,V | --eef X,Y,Z --camera FILE]
-                    [--save-mask FILE.png] [--unnorm-key KEY] [--backend auto|ref|native] [--json]
+                    [--save-mask FILE.png] [--calib DIR] [--unnorm-key KEY] [--backend auto|ref|native] [--json]
 
 Runs an OpenVLA-style checkpoint (Hugging Face layout) on one image and prints the 7-D action.
   --model DIR         checkpoint directory: config.json, preprocessor_config.json, model.safetensors(.index.json)
@@ -21,9 +22,11 @@ Runs an OpenVLA-style checkpoint (Hugging Face layout) on one image and prints t
   --unnorm-key KEY    dataset statistics for un-normalization (needed when the checkpoint has several)
   --backend NAME      auto (native if built, else ref), ref, native; default auto
   --json              print one JSON object as the last line
-Variants and token pruning (docs/pruning.md):
-  --variant V         e.g. base (default), sqap@0.5, fastv@0.5, query@0.5, random@0.5, grid@0.5; KEEP is the
-                      fraction of the visual tokens kept, in (0, 1]
+Variants, quantization (docs/quantization.md) and token pruning (docs/pruning.md):
+  --variant V         e.g. base (default), w4a4+had, w8a8+had+gptq, sqap@0.5, w4a4+had+sqap@0.5; a float checkpoint
+                      is quantized at load, a quantized one (sqap-vla quantize) runs as stored; pruning KEEP is the
+                      fraction of the visual tokens kept, in (0, 1] (fastv, query, random, grid also)
+  --calib DIR         GPTQ calibration inputs for a gptq variant (default: rendered testbed frames)
   --prune-layer K     layers 0..K-1 see every token, layers K.. only the kept ones; 1..layers-1, default 2
   --sqap-share F      share of the sqap budget chosen by query attention, in [0, 1]; default 0.5
   --sqap-radius R     sqap protects every patch within R patches of the end effector; default 2
@@ -54,6 +57,7 @@ export async function runActCommand(argv: string[]): Promise<number> {
       eef: { type: 'string' },
       camera: { type: 'string' },
       'save-mask': { type: 'string' },
+      calib: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -76,8 +80,10 @@ export async function runActCommand(argv: string[]): Promise<number> {
   const backend = getBackend(parseBackendName(values.backend!));
   const loadStart = performance.now();
   let bar: ReturnType<typeof progressBar> | undefined;
+  const calibration = await calibrationIfNeeded(values.model, [variant], values.calib);
   const policy = loadPolicy(values.model, variant, {
     backend,
+    calibration,
     onProgress: (done, total) => (bar ??= progressBar('loading', total, 'tensors')).update(done),
     prune: {
       layer: optionalNumber(values['prune-layer'], '--prune-layer', true),
@@ -160,7 +166,7 @@ function optionalNumber(text: string | undefined, flag: string, integer = false)
   return value;
 }
 
-function parseIds(text: string): number[] {
+export function parseIds(text: string): number[] {
   const ids = text.split(',').map((s) => s.trim());
   if (ids.length === 0 || ids.some((s) => !/^\d+$/.test(s))) {
     throw new UserError(`--input-ids must be comma-separated non-negative integers, got '${text}'`);

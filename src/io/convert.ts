@@ -30,7 +30,7 @@ export interface ConvertOptions {
 }
 
 /** Files copied next to the weights when present (configs, tokenizer, statistics). */
-const SIDE_FILES = ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'dataset_statistics.json', 'generation_config.json'];
+export const SIDE_FILES = ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'dataset_statistics.json', 'generation_config.json'];
 
 export function convertCheckpoint(fromDir: string, toDir: string, options: ConvertOptions): { shards: number; bytes: number } {
   if (nodePath.resolve(fromDir) === nodePath.resolve(toDir)) throw new UserError('--out must differ from --model');

@@ -95,6 +95,11 @@ export interface PredictInput {
   hooks?: LlamaHooks;
   /** prune visual tokens inside the prefill (none when absent) */
   pruner?: VisualTokenPruner;
+  /**
+   * Teacher forcing (fidelity measurements, `compare`): feed these 7 action tokens back instead of the model's own
+   * picks; the result's stepLogits are then each step's logits given the forced prefix.
+   */
+  forcedTokens?: number[];
 }
 
 export interface PredictResult {
@@ -110,6 +115,14 @@ export interface PredictResult {
   timingsMs: { vision: number; prefill: number; decode: number; llm: number; pruning: number; total: number };
   /** kept visual token indices (row-major patch grid) when a pruner ran */
   keptVisualTokens?: number[];
+  /** with forcedTokens: the logits [V] of each of the 7 decode steps */
+  stepLogits?: Float32Array[];
+}
+
+export interface OpenVlaLoadOptions {
+  onProgress?: (done: number, total: number) => void;
+  /** builds the decoder from its tensors (quantized checkpoints and quantize-at-load, src/quant); default Llama.load */
+  loadDecoder?: (source: TensorSource, textConfig: Record<string, unknown>) => Llama;
 }
 
 export class OpenVla {
@@ -127,7 +140,7 @@ export class OpenVla {
    * Load from a checkpoint directory (config.json, preprocessor_config.json, safetensors). Weights keep their stored
    * dtype (a BF16 checkpoint stays BF16 in memory). `onProgress(done, total)` counts tensors read.
    */
-  static load(dir: string, backend: Backend, options: { onProgress?: (done: number, total: number) => void } = {}): OpenVla {
+  static load(dir: string, backend: Backend, options: OpenVlaLoadOptions = {}): OpenVla {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`model directory not found: ${dir}`);
     const configPath = nodePath.join(dir, 'config.json');
     const config = parseOpenVlaConfig(readJsonFile(configPath, 'model config'), configPath);
@@ -137,18 +150,26 @@ export class OpenVla {
       const total = checkpoint.keys().length;
       let done = 0;
       const source = checkpointSource(checkpoint, () => options.onProgress?.(++done, total));
-      return OpenVla.fromSource(config, preprocessor, source, backend, dir);
+      return OpenVla.fromSource(config, preprocessor, source, backend, dir, options.loadDecoder);
     } finally {
       checkpoint.close();
     }
   }
 
   /** Assemble from tensors under the HF names (a checkpoint, or the f32 master weights of a training run). */
-  static fromSource(config: OpenVlaConfig, preprocessor: PreprocessorConfig, source: TensorSource, backend: Backend, path: string): OpenVla {
+  static fromSource(
+    config: OpenVlaConfig,
+    preprocessor: PreprocessorConfig,
+    source: TensorSource,
+    backend: Backend,
+    path: string,
+    loadDecoder?: OpenVlaLoadOptions['loadDecoder'],
+  ): OpenVla {
     const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
     const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
     const projector = Projector.load(scoped(source, 'projector'), backend);
-    const llm = Llama.load(scoped(source, 'language_model'), config.textConfig, backend);
+    const llmSource = scoped(source, 'language_model');
+    const llm = loadDecoder ? loadDecoder(llmSource, config.textConfig) : Llama.load(llmSource, config.textConfig, backend);
     const visionWidth = backbones.reduce((a, b) => a + b.config.width, 0);
     if (projector.inputWidth !== visionWidth || projector.outputWidth !== llm.config.hidden) {
       throw new UserError(`${path}: projector maps ${projector.inputWidth} -> ${projector.outputWidth}, but vision width is ${visionWidth} and LLM width ${llm.config.hidden}`);
@@ -184,7 +205,7 @@ export class OpenVla {
     const prefix = this.prefixEmbeds(input.inputIds, projected);
     const layout: PromptLayout = { tokens: prefix.shape[0], visualStart: 1, visualCount: projected.shape[0] };
     const pruning = input.pruner ? visualPruning(input.pruner, layout) : undefined;
-    const { ids, pruned, timingsMs } = this.llm.generateGreedy(prefix, ACTION_DIMS, input.hooks, { pruning });
+    const { ids, pruned, timingsMs, stepLogits } = this.llm.generateGreedy(prefix, ACTION_DIMS, input.hooks, { pruning, forcedTokens: input.forcedTokens });
     const end = performance.now();
     const normalizedAction = detokenizeActions(ids, this.config.realVocabSize, this.config.nActionBins);
     return {
@@ -201,6 +222,7 @@ export class OpenVla {
         total: end - start,
       },
       keptVisualTokens: pruned ? keptVisual(pruned.keptRows, layout) : undefined,
+      stepLogits,
     };
   }
 }
