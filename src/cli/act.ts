@@ -43,6 +43,7 @@ Variants, quantization (docs/quantization.md) and token pruning (docs/pruning.md
   --prune-seed S      seed of the random method; default 0
   --eef-pixel U,V     the end effector's pixel in --image (u right, v down)
   --eef X,Y,Z         the end effector's world position (metres), projected with --camera
+                      (write --eef=X,Y,Z when X is negative, as for any value starting with '-')
   --camera FILE       camera JSON as the testbed writes it (width, height, intrinsics 3x3, worldToCamera 4x4),
                       or a recorded episode JSON holding one under "camera"
   --save-mask FILE    write --image with dropped patches darkened and the protected ring outlined (PNG)

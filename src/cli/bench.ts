@@ -73,7 +73,7 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
   const gc = exposeGc();
   const rows: VariantRow[] = [];
   for (const variant of variants) {
-    gc();
+    await releaseMemory(gc);
     let bar: ReturnType<typeof progressBar> | undefined;
     let policy: LoadedPolicy | undefined = loadPolicy(values.model, variant, { backend, onProgress: (done, total) => (bar ??= progressBar(`load ${variant.name}`, total, 'tensors')).update(done) });
     bar?.stop();
@@ -218,6 +218,16 @@ function parsePixel(text: string): [number, number] {
   const parts = text.split(',').map(Number);
   if (parts.length !== 2 || parts.some((v) => !Number.isFinite(v))) throw new UserError(`--eef-pixel needs U,V (two numbers), got '${text}'`);
   return [parts[0], parts[1]];
+}
+
+/**
+ * Collect garbage and let the event loop turn: V8 frees large ArrayBuffer backing stores (the previous variant's
+ * weights) only after the current task, so a synchronous gc() alone leaves them counted in the next variant's RSS.
+ */
+async function releaseMemory(gc: () => void): Promise<void> {
+  gc();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  gc();
 }
 
 /** A gc() to call between variants (so one variant's freed weights do not count in the next one's RSS). */
