@@ -294,7 +294,14 @@ const cliCategory: FuzzCategory<string[]> = {
   arbitrary: fc.constant(null).chain(() => cliArgs('{DIR}')),
   async run(args, dir) {
     fs.mkdirSync(dir, { recursive: true });
-    return cliOutcome(await runCli(args.map((a) => a.replace('{DIR}', dir))));
+    // random relative paths (`--out 'McEj;'`) must land in the case's scratch folder, not in the checkout
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      return cliOutcome(await runCli(args.map((a) => a.replace('{DIR}', dir))));
+    } finally {
+      process.chdir(cwd);
+    }
   },
 };
 
