@@ -8,7 +8,8 @@ import type { OpenVla } from '../models/openvla.js';
 import { loadPolicy, type LoadedPolicy } from '../policy.js';
 import { promptIds } from '../quant/calibration.js';
 import { getBackend } from '../tensor/backends/index.js';
-import { parseVariant, parseVariantList, type Variant } from '../variant.js';
+import { topkOverlap } from '../prune/index.js';
+import { formatVariant, parseVariant, parseVariantList, type Variant } from '../variant.js';
 import { parseBackendName, parseIds } from './act.js';
 import { calibrationIfNeeded, renderTestbedFrames } from './calibration.js';
 import { progressBar } from './progress.js';
@@ -21,6 +22,8 @@ Runs 'base' and each variant on the same inputs and reports, per variant:
   logit_cosine         mean cosine similarity of the 7 decode steps' logits with base's, the variant teacher-forced
                        on base's tokens (mean over inputs)
   action_max_abs_diff  largest |variant - base| of the normalized action (in [-1, 1] units) over inputs
+  topk_overlap         variants with a pruning part: share of the visual tokens base with the same METHOD@KEEP
+                       keeps that this variant keeps too (mean over inputs); how much quantization moves the ranking
 Inputs: one image with its prompt (--input-ids, or --instruction tokenized with the checkpoint's tokenizer), or
 --frames N testbed frames rendered with their task instructions (prompt ids folded into the vocabulary of a
 checkpoint without its own tokenizer). --calib DIR: GPTQ calibration for gptq variants (default: rendered frames).
@@ -38,6 +41,8 @@ export interface StepTrace {
   normalizedAction: number[];
   /** [ACTION_DIMS] logits vectors, step t teacher-forced on the forced tokens 0..t-1 */
   logits: Float32Array[];
+  /** visual tokens kept (variants with a pruning part) */
+  kept?: number[];
 }
 
 export interface VariantFidelity {
@@ -45,6 +50,11 @@ export interface VariantFidelity {
   token_agreement: number;
   logit_cosine: number;
   action_max_abs_diff: number;
+  /**
+   * Share of the visual tokens that `base` with the same pruning method and budget keeps which this variant also
+   * keeps (mean over inputs): how much quantization disturbs the ranking. null without a pruning part.
+   */
+  topk_overlap: number | null;
 }
 
 /**
@@ -55,7 +65,7 @@ export function traceStep(policy: LoadedPolicy, input: CompareInput, forced?: nu
   const result = policy.predict({ pixelValues: input.pixelValues, inputIds: input.inputIds });
   const tokens = forced ?? result.actionTokenIds;
   const teacherForced = policy.predict({ pixelValues: input.pixelValues, inputIds: input.inputIds, forcedTokens: tokens });
-  return { tokens: result.actionTokenIds, normalizedAction: result.normalizedAction, logits: teacherForced.stepLogits! };
+  return { tokens: result.actionTokenIds, normalizedAction: result.normalizedAction, logits: teacherForced.stepLogits!, kept: result.keptVisualTokens };
 }
 
 /** The per-variant metrics against base's traces on the same inputs (extend here for new metrics). */
@@ -69,7 +79,7 @@ export function variantFidelity(name: string, reference: StepTrace[], traces: St
     cosine += base.logits.reduce((sum, l, j) => sum + cosineSimilarity(l, ours.logits[j]), 0) / base.logits.length;
     ours.normalizedAction.forEach((v, j) => (actionDiff = Math.max(actionDiff, Math.abs(v - base.normalizedAction[j]))));
   });
-  return { name, token_agreement: agree / reference.length, logit_cosine: cosine / reference.length, action_max_abs_diff: actionDiff };
+  return { name, token_agreement: agree / reference.length, logit_cosine: cosine / reference.length, action_max_abs_diff: actionDiff, topk_overlap: null };
 }
 
 export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
@@ -128,6 +138,18 @@ export async function runCompareCommand(argv: string[]): Promise<number> {
     tick();
     return trace;
   });
+  // topk_overlap's reference: base with the variant's pruning part (same method and budget), run once per part
+  const referenceKept = new Map<string, number[][]>();
+  const keptByPruningReference = (variant: Variant): number[][] => {
+    const name = formatVariant({ had: false, gptq: false, prune: variant.prune });
+    let kept = referenceKept.get(name);
+    if (!kept) {
+      const twin = loadPolicy(values.model!, name, { backend });
+      kept = inputs.map((input) => twin.predict({ pixelValues: input.pixelValues, inputIds: input.inputIds }).keptVisualTokens ?? []);
+      referenceKept.set(name, kept);
+    }
+    return kept;
+  };
   const results = variants.map((variant: Variant) => {
     const policy = loadPolicy(values.model!, variant, { backend, calibration });
     const traces = inputs.map((input, i) => {
@@ -135,16 +157,21 @@ export async function runCompareCommand(argv: string[]): Promise<number> {
       tick();
       return trace;
     });
-    return variantFidelity(variant.name, reference, traces);
+    const fidelity = variantFidelity(variant.name, reference, traces);
+    if (variant.prune) {
+      const baseKept = keptByPruningReference(variant);
+      fidelity.topk_overlap = traces.reduce((sum, trace, i) => sum + topkOverlap(baseKept[i], trace.kept ?? []), 0) / traces.length;
+    }
+    return fidelity;
   });
   bar?.stop();
   if (values.json) {
     console.log(JSON.stringify({ reference: 'base', inputs: inputs.length, variants: results }));
   } else {
     console.log(`reference base, ${inputs.length} input(s), backend ${backend.name}`);
-    console.log(`${'variant'.padEnd(24)} ${'token_agreement'.padStart(15)} ${'logit_cosine'.padStart(13)} ${'action_max_abs_diff'.padStart(19)}`);
+    console.log(`${'variant'.padEnd(24)} ${'token_agreement'.padStart(15)} ${'logit_cosine'.padStart(13)} ${'action_max_abs_diff'.padStart(19)} ${'topk_overlap'.padStart(12)}`);
     for (const r of results) {
-      console.log(`${r.name.padEnd(24)} ${r.token_agreement.toFixed(4).padStart(15)} ${r.logit_cosine.toFixed(6).padStart(13)} ${r.action_max_abs_diff.toFixed(4).padStart(19)}`);
+      console.log(`${r.name.padEnd(24)} ${r.token_agreement.toFixed(4).padStart(15)} ${r.logit_cosine.toFixed(6).padStart(13)} ${r.action_max_abs_diff.toFixed(4).padStart(19)} ${(r.topk_overlap === null ? '-' : r.topk_overlap.toFixed(4)).padStart(12)}`);
     }
   }
   return 0;

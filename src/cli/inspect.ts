@@ -1,7 +1,6 @@
 // `sqap-vla inspect`: the architecture of a checkpoint from its config and tensor headers only (no weights are
 // read, so it is instant on a 15 GB checkpoint).
 import nodePath from 'node:path';
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
@@ -10,6 +9,7 @@ import { checkpointSource, countBlocks } from '../models/weights.js';
 import { specName } from '../quant/apply.js';
 import { readQuantizationConfig } from '../quant/checkpoint.js';
 import { shapeSize } from '../tensor/tensor.js';
+import { parseOptions } from './args.js';
 
 const HELP = `usage: sqap-vla inspect --model DIR [--json]
 
@@ -32,11 +32,7 @@ interface ComponentSummary {
 }
 
 export async function runInspectCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { model: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
-    strict: true,
-  });
+  const values = parseOptions(argv, { model: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } }, 'inspect');
   if (values.help) {
     console.log(HELP);
     return 0;

@@ -57,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
 /** One clear line for errors a user can cause; a stack for bugs. */
 export function reportError(error: unknown): number {
   if (error instanceof UserError || isParseArgsError(error)) {
-    console.error(`sqap-vla: ${(error as Error).message}`);
+    console.error(`sqap-vla: ${(error as Error).message.split('\n')[0]}`);
     return 2;
   }
   console.error(error);

@@ -14,6 +14,7 @@ import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } fro
 import { Projector } from './projector.js';
 import { VisionTransformer } from './vit.js';
 import { checkpointSource, scoped, type TensorSource } from './weights.js';
+import { checkOpenVlaCheckpoint, checkOpenVlaConfigJson, checkPredictInput } from './validate.js';
 
 /** Action tokens OpenVLA generates: one per action dimension. */
 export const ACTION_DIMS = 7;
@@ -143,10 +144,14 @@ export class OpenVla {
   static load(dir: string, backend: Backend, options: OpenVlaLoadOptions = {}): OpenVla {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`model directory not found: ${dir}`);
     const configPath = nodePath.join(dir, 'config.json');
-    const config = parseOpenVlaConfig(readJsonFile(configPath, 'model config'), configPath);
-    const preprocessor = parsePreprocessorConfig(readJsonFile(nodePath.join(dir, 'preprocessor_config.json'), 'preprocessor config'));
+    const configJson = readJsonFile(configPath, 'model config');
+    checkOpenVlaConfigJson(configJson, configPath, ACTION_DIMS);
+    const config = parseOpenVlaConfig(configJson, configPath);
+    const preprocessorPath = nodePath.join(dir, 'preprocessor_config.json');
+    const preprocessor = parsePreprocessorConfig(readJsonFile(preprocessorPath, 'preprocessor config'), preprocessorPath);
     const checkpoint = Checkpoint.open(dir);
     try {
+      checkOpenVlaCheckpoint({ dir, configJson: configJson as Record<string, unknown>, vitHeads: config.vitHeads, inputSizes: preprocessor.backbones, headers: checkpoint });
       const total = checkpoint.keys().length;
       let done = 0;
       const source = checkpointSource(checkpoint, () => options.onProgress?.(++done, total));
@@ -196,7 +201,7 @@ export class OpenVla {
 
   predictAction(input: PredictInput): PredictResult {
     const unnormKey = chooseUnnormKey(this.config.normStats, input.unnormKey);
-    if (input.inputIds.length < 1) throw new UserError('input ids are empty');
+    checkPredictInput(this, input);
     const start = performance.now();
     const pixels = input.pixelValues ?? (input.image ? this.preprocess(input.image) : undefined);
     if (!pixels) throw new UserError('predictAction needs an image or pixel values');
