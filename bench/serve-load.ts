@@ -13,7 +13,7 @@ import http from 'node:http';
 import nodePath from 'node:path';
 import { parseArgs } from 'node:util';
 import { readImageFile } from '../src/io/image.js';
-import { openVlaPrompt, withTrailingSpaceToken } from '../src/models/prompt.js';
+import { instructionInputIds } from '../src/models/prompt.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadPolicy } from '../src/policy.js';
 import { getBackend } from '../src/tensor/backends/index.js';
@@ -54,6 +54,7 @@ const median = (xs: number[]) => quantile(xs, 0.5);
 
 // ---- the server ----
 const server = spawn(process.execPath, [BIN, 'serve', '--model', modelDir, '--variant', values.variant!, '--port', '0', '--max-queue', values['max-queue']!], { stdio: ['ignore', 'pipe', 'inherit'] });
+process.on('exit', () => server.kill('SIGKILL')); // never leave the server behind, even when this script fails
 let serverLog = '';
 const url = await new Promise<string>((resolve, reject) => {
   server.stdout.on('data', (chunk) => {
@@ -129,7 +130,7 @@ async function runLevel(clients: number, seconds: number, maxRequests = Infinity
 // ---- bare step vs server at concurrency 1, interleaved ----
 const policy = loadPolicy(modelDir, values.variant!, { backend: getBackend('auto') });
 // the same prompt ids the server runs: given ids, or the instruction tokenized as the server (and act) does
-const inputIds = hasTokenizer ? withTrailingSpaceToken(loadTokenizer(modelDir).encode(openVlaPrompt(values.instruction!), { addBos: true })) : TINY_INPUT_IDS;
+const inputIds = hasTokenizer ? instructionInputIds(loadTokenizer(modelDir), values.instruction!) : TINY_INPUT_IDS;
 const bareStep = () => {
   const t = performance.now();
   policy.predict({ image, inputIds });
