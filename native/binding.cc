@@ -3,8 +3,9 @@
 // argument, then forwards raw pointers and sizes to kernels.h. Outputs are preallocated Float32Arrays from the
 // caller (native.ts), so memory ownership stays in JavaScript.
 //
-// Weight arguments come as (array, type code) pairs: 0 = f32 (Float32Array), 1 = bf16, 2 = f16 (Uint16Array of
-// raw bits), matching WeightType.
+// Weight arguments come as (array, type code) pairs with the codes of WEIGHT_FORMATS (src/tensor/formats.ts) =
+// WeightType: 0 = f32 (Float32Array), 1 = bf16, 2 = f16 (Uint16Array of raw bits) for float weights; integer weights
+// (3 = i8, 4 = i4) come as codes + scales to the integer ops only.
 #include <napi.h>
 
 #include <cmath>
@@ -86,9 +87,19 @@ float* f32_arg(const Napi::CallbackInfo& info, size_t index, const char* op, con
   return typed_arg<float>(info, index, napi_float32_array, "Float32Array", op, name, length);
 }
 
+// A float weight format code (f32, bf16, f16).
 WeightType weight_type_arg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
   int code = size_arg(info, index, op, name);
-  if (code > 2) type_error(info.Env(), where(op, name) + " must be 0 (f32), 1 (bf16) or 2 (f16)");
+  if (code > static_cast<int>(WeightType::f16)) type_error(info.Env(), where(op, name) + " must be 0 (f32), 1 (bf16) or 2 (f16)");
+  return static_cast<WeightType>(code);
+}
+
+// An integer weight format code (i8, i4).
+WeightType int_type_arg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  int code = size_arg(info, index, op, name);
+  if (code != static_cast<int>(WeightType::i8) && code != static_cast<int>(WeightType::i4)) {
+    type_error(info.Env(), where(op, name) + " must be 3 (i8) or 4 (i4)");
+  }
   return static_cast<WeightType>(code);
 }
 
@@ -267,6 +278,182 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- integer ops (docs/quantization.md, Kernel contract) ----
+
+// K and the group size of an integer weight: the group must divide K (checked in TypeScript first, as a UserError).
+sqap::IntWeightLayout layout_args(const Napi::CallbackInfo& info, WeightType type, int N, int K, int group,
+                                  const char* op) {
+  if (group <= 0 || K % group != 0) {
+    type_error(info.Env(), std::string(op) + ": group size " + std::to_string(group) + " does not divide K = " +
+                               std::to_string(K));
+  }
+  return sqap::int_weight_layout(type, N, K, group);
+}
+
+const int8_t* i8_arg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name, size_t length) {
+  return typed_arg<int8_t>(info, index, napi_int8_array, "Int8Array", op, name, length);
+}
+
+const void* int_codes_arg(const Napi::CallbackInfo& info, size_t index, WeightType type, int N, int K,
+                          const char* op) {
+  if (type == WeightType::i8) return i8_arg(info, index, op, "codes", product(N, K));
+  return typed_arg<uint8_t>(info, index, napi_uint8_array, "Uint8Array", op, "codes", product(N, (K + 1) / 2));
+}
+
+// intWeightLayout(type, N, K, group) -> { bytes, scales }: sizes of the packed weight
+Napi::Value IntWeightLayout(const Napi::CallbackInfo& info) {
+  const char* op = "intWeightLayout";
+  expect_count(info, 4, op);
+  const WeightType type = int_type_arg(info, 0, op, "type");
+  const int N = size_arg(info, 1, op, "N"), K = size_arg(info, 2, op, "K"), group = size_arg(info, 3, op, "group");
+  const sqap::IntWeightLayout l = layout_args(info, type, N, K, group, op);
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("bytes", static_cast<double>(l.bytes));
+  result.Set("scales", static_cast<double>(l.scales));
+  return result;
+}
+
+// packIntWeight(packed, packedScales, codes, scales, type, N, K, group)
+Napi::Value PackIntWeight(const Napi::CallbackInfo& info) {
+  const char* op = "packIntWeight";
+  expect_count(info, 8, op);
+  const WeightType type = int_type_arg(info, 4, op, "type");
+  const int N = size_arg(info, 5, op, "N"), K = size_arg(info, 6, op, "K"), group = size_arg(info, 7, op, "group");
+  const sqap::IntWeightLayout l = layout_args(info, type, N, K, group, op);
+  uint8_t* packed = typed_arg<uint8_t>(info, 0, napi_uint8_array, "Uint8Array", op, "packed", l.bytes);
+  float* packed_scales = f32_arg(info, 1, op, "packedScales", l.scales);
+  const void* codes = int_codes_arg(info, 2, type, N, K, op);
+  const float* scales = f32_arg(info, 3, op, "scales", product(N, K / group));
+  sqap::pack_int_weight(packed, packed_scales, codes, scales, type, N, K, group);
+  return info.Env().Undefined();
+}
+
+// quantizeActivations(codes, scales, x, M, K, bits, hasNorm, normWeight|null, normType, eps, hadBlock, clip)
+Napi::Value QuantizeActivations(const Napi::CallbackInfo& info) {
+  const char* op = "quantizeActivations";
+  expect_count(info, 12, op);
+  const int M = size_arg(info, 3, op, "M"), K = size_arg(info, 4, op, "K"), bits = size_arg(info, 5, op, "bits");
+  if (bits != 4 && bits != 8) type_error(info.Env(), where(op, "bits") + " must be 4 or 8");
+  const bool has_norm = bool_arg(info, 6, op, "hasNorm");
+  const WeightType norm_type = weight_type_arg(info, 8, op, "normType");
+  const double eps = number_arg(info, 9, op, "eps");
+  const int had = size_arg(info, 10, op, "hadBlock");
+  if (had != 0 && ((had & (had - 1)) != 0 || K % had != 0)) {
+    type_error(info.Env(), where(op, "hadBlock") + " must be a power of two dividing K");
+  }
+  const double clip = number_arg(info, 11, op, "clip");
+  if (!(clip > 0 && clip <= 1)) type_error(info.Env(), where(op, "clip") + " must be in (0, 1]");
+  int8_t* codes = typed_arg<int8_t>(info, 0, napi_int8_array, "Int8Array", op, "codes", product(M, K));
+  float* scales = f32_arg(info, 1, op, "scales", M);
+  const float* x = f32_arg(info, 2, op, "x", product(M, K));
+  const void* norm = info[7].IsNull() ? nullptr : weight_arg(info, 7, norm_type, op, "normWeight", K);
+  sqap::quantize_activations(codes, scales, x, M, K, bits, has_norm, norm, norm_type, eps, had,
+                             static_cast<float>(clip));
+  return info.Env().Undefined();
+}
+
+// linearInt(out, acc|null, xCodes, xScales, wPacked, wScales, wType, M, K, N, group, bias|null, biasType)
+Napi::Value LinearInt(const Napi::CallbackInfo& info) {
+  const char* op = "linearInt";
+  expect_count(info, 13, op);
+  const WeightType w_type = int_type_arg(info, 6, op, "wType");
+  const int M = size_arg(info, 7, op, "M"), K = size_arg(info, 8, op, "K"), N = size_arg(info, 9, op, "N");
+  const int group = size_arg(info, 10, op, "group");
+  const sqap::IntWeightLayout l = layout_args(info, w_type, N, K, group, op);
+  const WeightType bias_type = weight_type_arg(info, 12, op, "biasType");
+  float* out = f32_arg(info, 0, op, "out", product(M, N));
+  int32_t* acc = info[1].IsNull() ? nullptr
+                                  : typed_arg<int32_t>(info, 1, napi_int32_array, "Int32Array", op, "acc",
+                                                       product(product(M, N), l.G));
+  const int8_t* x = i8_arg(info, 2, op, "xCodes", product(M, K));
+  for (size_t i = 0; i < product(M, K); i++) {
+    if (x[i] == -128) range_error(info.Env(), where(op, "xCodes") + " contains -128 (activation codes are symmetric)");
+  }
+  const float* x_scales = f32_arg(info, 3, op, "xScales", M);
+  const uint8_t* w = typed_arg<uint8_t>(info, 4, napi_uint8_array, "Uint8Array", op, "wPacked", l.bytes);
+  const float* w_scales = f32_arg(info, 5, op, "wScales", l.scales);
+  const void* bias = info[11].IsNull() ? nullptr : weight_arg(info, 11, bias_type, op, "bias", N);
+  sqap::linear_int(out, acc, x, x_scales, w, w_scales, w_type, M, K, N, group, bias, bias_type);
+  return info.Env().Undefined();
+}
+
+// linearDequant(out, x, codes, scales, wType, group, bias|null, biasType, M, K, N)
+Napi::Value LinearDequant(const Napi::CallbackInfo& info) {
+  const char* op = "linearDequant";
+  expect_count(info, 11, op);
+  const WeightType w_type = int_type_arg(info, 4, op, "wType");
+  const int M = size_arg(info, 8, op, "M"), K = size_arg(info, 9, op, "K"), N = size_arg(info, 10, op, "N");
+  const int group = size_arg(info, 5, op, "group");
+  layout_args(info, w_type, N, K, group, op);
+  const WeightType bias_type = weight_type_arg(info, 7, op, "biasType");
+  float* out = f32_arg(info, 0, op, "out", product(M, N));
+  const float* x = f32_arg(info, 1, op, "x", product(M, K));
+  const void* codes = int_codes_arg(info, 2, w_type, N, K, op);
+  const float* scales = f32_arg(info, 3, op, "scales", product(N, K / group));
+  const void* bias = info[6].IsNull() ? nullptr : weight_arg(info, 6, bias_type, op, "bias", N);
+  sqap::linear_dequant(out, x, codes, scales, w_type, group, bias, bias_type, M, K, N);
+  return info.Env().Undefined();
+}
+
+// fwht(out, x, M, K, block)
+Napi::Value Fwht(const Napi::CallbackInfo& info) {
+  const char* op = "fwht";
+  expect_count(info, 5, op);
+  const int M = size_arg(info, 2, op, "M"), K = size_arg(info, 3, op, "K"), block = size_arg(info, 4, op, "block");
+  if (block == 0 || (block & (block - 1)) != 0 || K % block != 0) {
+    type_error(info.Env(), where(op, "block") + " must be a power of two dividing K");
+  }
+  float* out = f32_arg(info, 0, op, "out", product(M, K));
+  const float* x = f32_arg(info, 1, op, "x", product(M, K));
+  sqap::fwht(out, x, M, K, block);
+  return info.Env().Undefined();
+}
+
+// attentionInt(out, probs|null, q, qScales, k, kScales, v, vScales, T, S, Hq, Hkv, Dh, causal)
+Napi::Value AttentionInt(const Napi::CallbackInfo& info) {
+  const char* op = "attentionInt";
+  expect_count(info, 14, op);
+  const int T = size_arg(info, 8, op, "T"), S = size_arg(info, 9, op, "S");
+  const int Hq = size_arg(info, 10, op, "Hq"), Hkv = size_arg(info, 11, op, "Hkv"), Dh = size_arg(info, 12, op, "Dh");
+  const bool causal = bool_arg(info, 13, op, "causal");
+  if (Hkv == 0 || Hq % Hkv != 0) type_error(info.Env(), where(op, "Hq") + " must be a multiple of Hkv");
+  if (T > S) type_error(info.Env(), std::string(op) + ": needs T <= S (queries are the last T keys)");
+  float* out = f32_arg(info, 0, op, "out", product(T, product(Hq, Dh)));
+  float* probs = info[1].IsNull() ? nullptr : f32_arg(info, 1, op, "probs", product(Hq, product(T, S)));
+  const int8_t* q = i8_arg(info, 2, op, "q", product(T, product(Hq, Dh)));
+  const float* qs = f32_arg(info, 3, op, "qScales", product(T, Hq));
+  const int8_t* k = i8_arg(info, 4, op, "k", product(S, product(Hkv, Dh)));
+  const float* ks = f32_arg(info, 5, op, "kScales", product(S, Hkv));
+  const int8_t* v = i8_arg(info, 6, op, "v", product(S, product(Hkv, Dh)));
+  const float* vs = f32_arg(info, 7, op, "vScales", product(S, Hkv));
+  sqap::attention_int(out, probs, q, qs, k, ks, v, vs, T, S, Hq, Hkv, Dh, causal);
+  return info.Env().Undefined();
+}
+
+// streamRead(buffer: Uint8Array) -> number (XOR of its 64-bit words): the memory-bandwidth probe of bench/gemm.ts
+Napi::Value StreamRead(const Napi::CallbackInfo& info) {
+  expect_count(info, 1, "streamRead");
+  Napi::Value value = info[0];
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    type_error(info.Env(), "streamRead: buffer must be a Uint8Array");
+  }
+  const size_t n = value.As<Napi::TypedArray>().ElementLength();
+  const uint8_t* data = typed_arg<uint8_t>(info, 0, napi_uint8_array, "Uint8Array", "streamRead", "buffer", n);
+  return Napi::Number::New(info.Env(), static_cast<double>(sqap::stream_read(data, n) & 0xFFFFFFFF));
+}
+
+// weightTypes() -> { f32: 0, bf16: 1, f16: 2, i8: 3, i4: 4 } (formats.test.ts checks WEIGHT_FORMATS against it)
+Napi::Value WeightTypes(const Napi::CallbackInfo& info) {
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("f32", static_cast<int>(WeightType::f32));
+  result.Set("bf16", static_cast<int>(WeightType::bf16));
+  result.Set("f16", static_cast<int>(WeightType::f16));
+  result.Set("i8", static_cast<int>(WeightType::i8));
+  result.Set("i4", static_cast<int>(WeightType::i4));
+  return result;
+}
+
+// setIsa(name): force an instruction-set path (generic, avx2, avxvnni, avx512, avx512vnni); throws if the CPU lacks it.
 // attentionScores(keyTotals|null, queryProbs|null, rows, q, k, T, S, Hq, Hkv, Dh, causal)
 Napi::Value AttentionScores(const Napi::CallbackInfo& info) {
   const char* op = "attentionScores";
@@ -299,7 +486,7 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>().Utf8Value();
   sqap::Isa isa;
   if (!sqap::isa_from_name(name.c_str(), &isa)) {
-    type_error(info.Env(), "setIsa: unknown ISA '" + name + "' (expected generic, avx2 or avx512)");
+    type_error(info.Env(), "setIsa: unknown ISA '" + name + "' (expected generic, avx2, avxvnni, avx512 or avx512vnni)");
   }
   if (!sqap::set_isa(isa)) range_error(info.Env(), "setIsa: this CPU does not support " + name);
   return info.Env().Undefined();
@@ -315,7 +502,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                                            : Napi::String::New(env, sqap::isa_name(static_cast<sqap::Isa>(requested))));
   Napi::Array supported = Napi::Array::New(env);
   uint32_t count = 0;
-  for (sqap::Isa isa : {sqap::Isa::generic, sqap::Isa::avx2, sqap::Isa::avx512}) {
+  for (sqap::Isa isa : {sqap::Isa::generic, sqap::Isa::avx2, sqap::Isa::avxvnni, sqap::Isa::avx512,
+                        sqap::Isa::avx512vnni}) {
     if (sqap::isa_supported(isa)) supported.Set(count++, sqap::isa_name(isa));
   }
   result.Set("supportedIsas", supported);
@@ -334,6 +522,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scaleChannels", Napi::Function::New(env, ScaleChannels));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("intWeightLayout", Napi::Function::New(env, IntWeightLayout));
+  exports.Set("packIntWeight", Napi::Function::New(env, PackIntWeight));
+  exports.Set("quantizeActivations", Napi::Function::New(env, QuantizeActivations));
+  exports.Set("linearInt", Napi::Function::New(env, LinearInt));
+  exports.Set("linearDequant", Napi::Function::New(env, LinearDequant));
+  exports.Set("fwht", Napi::Function::New(env, Fwht));
+  exports.Set("attentionInt", Napi::Function::New(env, AttentionInt));
+  exports.Set("weightTypes", Napi::Function::New(env, WeightTypes));
+  exports.Set("streamRead", Napi::Function::New(env, StreamRead));
   exports.Set("attentionScores", Napi::Function::New(env, AttentionScores));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("info", Napi::Function::New(env, Info));

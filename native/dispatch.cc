@@ -14,8 +14,12 @@ namespace {
 
 const KernelTable* table_for(Isa isa) {
   switch (isa) {
+    case Isa::avx512vnni:
+      return &kAvx512VnniKernels;
     case Isa::avx512:
       return &kAvx512Kernels;
+    case Isa::avxvnni:
+      return &kAvxVnniKernels;
     case Isa::avx2:
       return &kAvx2Kernels;
     case Isa::generic:
@@ -46,8 +50,12 @@ std::atomic<const KernelTable*>& current() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
+    case Isa::avx512vnni:
+      return "avx512vnni";
     case Isa::avx512:
       return "avx512";
+    case Isa::avxvnni:
+      return "avxvnni";
     case Isa::avx2:
       return "avx2";
     case Isa::generic:
@@ -57,7 +65,7 @@ const char* isa_name(Isa isa) {
 }
 
 bool isa_from_name(const char* name, Isa* isa) {
-  for (Isa candidate : {Isa::generic, Isa::avx2, Isa::avx512}) {
+  for (Isa candidate : {Isa::generic, Isa::avx2, Isa::avxvnni, Isa::avx512, Isa::avx512vnni}) {
     if (std::strcmp(name, isa_name(candidate)) == 0) {
       *isa = candidate;
       return true;
@@ -79,6 +87,12 @@ bool isa_supported(Isa isa) {
       // the AVX-512 file also uses AVX2/FMA/F16C instructions (every AVX-512 CPU has them; checked anyway)
       return kAvx512Kernels.isa == Isa::avx512 && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && isa_supported(Isa::avx2);
+    case Isa::avxvnni:
+      // VNNI is detected on its own: AVX-VNNI exists without AVX-512 (Alder Lake), and AVX-512 without VNNI (Skylake-X)
+      return kAvxVnniKernels.isa == Isa::avxvnni && __builtin_cpu_supports("avxvnni") && isa_supported(Isa::avx2);
+    case Isa::avx512vnni:
+      return kAvx512VnniKernels.isa == Isa::avx512vnni && __builtin_cpu_supports("avx512vnni") &&
+             isa_supported(Isa::avx512);
   }
   return false;
 #else
@@ -87,8 +101,8 @@ bool isa_supported(Isa isa) {
 }
 
 Isa best_isa() {
-  if (isa_supported(Isa::avx512)) return Isa::avx512;
-  if (isa_supported(Isa::avx2)) return Isa::avx2;
+  for (Isa isa : {Isa::avx512vnni, Isa::avx512, Isa::avxvnni, Isa::avx2})
+    if (isa_supported(isa)) return isa;
   return Isa::generic;
 }
 

@@ -213,6 +213,31 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), loss);
 }
 
+// adamwUpdate(p, g, m, v, beta1, beta2, eps, decay, stepSize, sqrtCorrection2)
+Napi::Value AdamwUpdate(const Napi::CallbackInfo& info) {
+  const char* op = "adamwUpdate";
+  expect_count(info, 10, op);
+  size_t n = 0;
+  float* p = typed_arg<float>(info, 0, napi_float32_array, op, "p", SIZE_MAX, &n);
+  if (n > 2147483647u) fail(info.Env(), op, "p has more than 2^31 elements");
+  const float* g = f32(info, 1, op, "g", n);
+  float* m = f32(info, 2, op, "m", n);
+  float* v = f32(info, 3, op, "v", n);
+  adamw_update(p, g, m, v, n, number_arg(info, 4, op, "beta1"), number_arg(info, 5, op, "beta2"),
+               number_arg(info, 6, op, "eps"), number_arg(info, 7, op, "decay"), number_arg(info, 8, op, "stepSize"),
+               number_arg(info, 9, op, "sqrtCorrection2"));
+  return info.Env().Undefined();
+}
+
+// sumOfSquares(x) -> Σ x²
+Napi::Value SumOfSquares(const Napi::CallbackInfo& info) {
+  const char* op = "sumOfSquares";
+  expect_count(info, 1, op);
+  size_t n = 0;
+  const float* x = typed_arg<float>(info, 0, napi_float32_array, op, "x", SIZE_MAX, &n);
+  return Napi::Number::New(info.Env(), sum_of_squares(x, n));
+}
+
 }  // namespace
 
 void register_grad(Napi::Env env, Napi::Object exports) {
@@ -226,6 +251,8 @@ void register_grad(Napi::Env env, Napi::Object exports) {
   exports.Set("ropeBackward", Napi::Function::New(env, RopeBackward));
   exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
   exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
+  exports.Set("adamwUpdate", Napi::Function::New(env, AdamwUpdate));
+  exports.Set("sumOfSquares", Napi::Function::New(env, SumOfSquares));
 }
 
 }  // namespace sqap

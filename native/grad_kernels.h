@@ -50,4 +50,13 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 // summed loss / divisor. The caller checks 0 <= labels[t] < V.
 double cross_entropy(float* dlogits, const float* logits, const int32_t* labels, int T, int V, double divisor);
 
+// One AdamW update in place (torch.optim.AdamW), double arithmetic and float storage in the order of ref-grad.ts so
+// both backends give identical bits: m ← β1·m + (1-β1)·g; v ← β2·v + (1-β2)·g·g;
+// p ← p·decay - step_size·m / (√v / sqrt_correction2 + eps). p, g, m, v (n).
+void adamw_update(float* p, const float* g, float* m, float* v, size_t n, double beta1, double beta2, double eps,
+                  double decay, double step_size, double sqrt_correction2);
+
+// Σ x² in double, in index order (x (n))
+double sum_of_squares(const float* x, size_t n);
+
 }  // namespace sqap

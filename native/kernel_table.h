@@ -29,6 +29,28 @@ typedef void (*GeluFn)(float* out, const float* x, size_t n);
 // out (n) = silu(gate) · up; gate (n), up (n)
 typedef void (*SiluMulFn)(float* out, const float* gate, const float* up, size_t n);
 
+// Integer GEMM (contract L1–L3) over the packed layout of kernels.h, for the output columns of 16-row weight blocks
+// [b0, b1). x is repacked by the driver (generic/int_linear.cc) with the weight's group padding: codes [M][Kp] and
+// the per-group code sums rsum [M][G] that undo the weights' +128/+8 bias (acc = Σ x·(w + bias) - bias·Σ x).
+struct IntGemmArgs {
+  float* out;              // (M,N)
+  int32_t* acc;            // (M,N,G) or null
+  const int8_t* x;         // (M,Kp) padded codes, rows x_stride bytes apart
+  const int32_t* rsum;     // (M,G)
+  const float* x_scales;   // (M)
+  const uint8_t* w;        // packed weight
+  const float* w_scales;   // (Np/16, G, 16)
+  const float* bias;       // (N) f32 or null
+  bool i4;
+  int M, N, G, Gp, Kp;
+  int x_stride;            // Kp + 64: rows a multiple of 4 KiB apart would all fall in one L1 set
+};
+typedef void (*IntGemmFn)(const IntGemmArgs& args, int b0, int b1);
+
+// Contract Q3–Q5 on one row h (K): amax (times clip when clip != 1), scale = amax / qmax, codes = clamp(RNE(h /
+// scale), ±qmax); returns the scale. Every operation is exact or correctly rounded, so all versions agree bit for bit.
+typedef float (*QuantizeRowFn)(int8_t* codes, const float* h, int K, float qmax, float clip);
+
 struct KernelTable {
   Isa isa;
   LinearPackedSizeFn linear_packed_size;
@@ -38,6 +60,8 @@ struct KernelTable {
   AxpyFn axpy;
   GeluFn gelu;
   SiluMulFn silu_mul;
+  IntGemmFn int_gemm;
+  QuantizeRowFn quantize_row;
 };
 
 // The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.
@@ -54,9 +78,21 @@ void silu_mul_generic(float* out, const float* gate, const float* up, size_t n);
 void gelu_avx2(float* out, const float* x, size_t n);
 void silu_mul_avx2(float* out, const float* gate, const float* up, size_t n);
 
+// The integer GEMMs: generic/int_linear.cc (scalar), arch/avx2/int.cc (maddubs/madd), arch/avxvnni/int.cc
+// (VEX vpdpbusd on ymm), arch/avx512/int.cc (vpdpbusd on zmm). Without compiler support they alias the generic one.
+void int_gemm_generic(const IntGemmArgs& args, int b0, int b1);
+void int_gemm_avx2(const IntGemmArgs& args, int b0, int b1);
+void int_gemm_avxvnni(const IntGemmArgs& args, int b0, int b1);
+void int_gemm_avx512vnni(const IntGemmArgs& args, int b0, int b1);
+float quantize_row_generic(int8_t* codes, const float* h, int K, float qmax, float clip);
+float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip);    // arch/avx2/int.cc
+float quantize_row_avx512(int8_t* codes, const float* h, int K, float qmax, float clip);  // arch/avx512/int.cc
+
 extern const KernelTable kGenericKernels;
-extern const KernelTable kAvx2Kernels;    // defined even when the compiler lacks AVX2: then it aliases generic
-extern const KernelTable kAvx512Kernels;  // likewise for AVX-512
+extern const KernelTable kAvx2Kernels;        // defined even when the compiler lacks AVX2: then it aliases generic
+extern const KernelTable kAvxVnniKernels;     // the AVX2 table with the AVX-VNNI integer GEMM
+extern const KernelTable kAvx512Kernels;      // likewise for AVX-512 (integer GEMM: the AVX2 one)
+extern const KernelTable kAvx512VnniKernels;  // the AVX-512 table with the AVX512-VNNI integer GEMM
 
 const KernelTable& kernels();  // the table chosen by dispatch.cc
 

@@ -11,10 +11,14 @@
 
 namespace sqap {
 
-enum class WeightType : int { f32 = 0, bf16 = 1, f16 = 2 };
+// Weight formats: the codes of WEIGHT_FORMATS in src/tensor/formats.ts (one table; formats.test.ts checks that the
+// addon reports the same codes). f32/bf16/f16 are float arrays; i8/i4 are QuantizedWeight codes (docs/quantization.md).
+enum class WeightType : int { f32 = 0, bf16 = 1, f16 = 2, i8 = 3, i4 = 4 };
 
-// Instruction-set paths, from the portable one to the widest. dispatch.cc picks one at load time.
-enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
+// Instruction-set paths, from the portable one to the widest. dispatch.cc picks one at load time. VNNI is its own
+// feature: avxvnni = AVX2 + AVX-VNNI (VEX vpdpbusd, e.g. Alder Lake without AVX-512), avx512 = F/BW/VL without
+// VNNI (integer GEMM on the AVX2 maddubs kernel), avx512vnni = AVX-512 + AVX512-VNNI.
+enum class Isa : int { generic = 0, avx2 = 1, avxvnni = 2, avx512 = 3, avx512vnni = 4 };
 
 const char* isa_name(Isa isa);
 bool isa_from_name(const char* name, Isa* isa);  // false for an unknown name
@@ -63,6 +67,53 @@ void rope(float* out, const float* x, const int32_t* positions, int T, int H, in
 void attention(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S, int Hq,
                int Hkv, int Dh, bool causal);
 
+// ---- integer path: the arithmetic of docs/quantization.md ("Kernel contract"), bit-identical to the ref backend ----
+
+// The kernel layout of an integer weight (ISA-independent, built once per weight by pack_int_weight):
+//   K is cut into G groups of `group` columns, each padded with zero codes to Gp = round_up(group, 8); Kp = G·Gp.
+//   N is padded to Np = round_up(N, 16). Bytes: for each block b of 16 output rows, for each step of 4 (i8) or
+//   8 (i4) padded columns, 16 lanes (row b·16 + lane) × 4 bytes:
+//     i8: byte i = code[k + i] + 128 (biased to u8)
+//     i4: byte i = (code[k + i] + 8) | (code[k + 4 + i] + 8) << 4 (biased nibbles)
+//   so one 64-byte line holds 16 rows × 4 (i8) or 8 (i4) columns, the operand order of vpdpbusd.
+//   Scales: [Np/16][G][16] f32 (padding 0).
+struct IntWeightLayout {
+  int N, K, group, G, Gp, Kp, Np;
+  size_t bytes;   // packed codes
+  size_t scales;  // packed scale count
+};
+IntWeightLayout int_weight_layout(WeightType type, int N, int K, int group);
+
+// codes: i8 Int8Array [N·K] or i4 Uint8Array [N·ceil(K/2)] (QuantizedWeight.codes); scales [N, K/group]
+void pack_int_weight(uint8_t* packed, float* packed_scales, const void* codes, const float* scales, WeightType type,
+                     int N, int K, int group);
+
+// Contract Q1–Q5. x (M,K) -> codes (M,K), scales (M). norm_weight may be null (no weight) and is used only when
+// has_norm; had_block 0 = no Hadamard; clip in (0, 1].
+void quantize_activations(int8_t* codes, float* scales, const float* x, int M, int K, int bits, bool has_norm,
+                          const void* norm_weight, WeightType norm_type, double eps, int had_block, float clip);
+
+// Contract L1–L3. x codes (M,K) + scales (M), packed weight (see above) -> out (M,N) + bias (N, may be null);
+// acc, when not null, receives the int32 accumulators (M,N,G).
+void linear_int(float* out, int32_t* acc, const int8_t* x_codes, const float* x_scales, const uint8_t* w_packed,
+                const float* w_scales, WeightType w_type, int M, int K, int N, int group, const void* bias,
+                WeightType bias_type);
+
+// W4A16/W8A16: out (M,N) = x (M,K) · dequant(w)ᵀ + bias, w as QuantizedWeight codes (row-major) + scales (N, K/group).
+void linear_dequant(float* out, const float* x, const void* codes, const float* scales, WeightType w_type, int group,
+                    const void* bias, WeightType bias_type, int M, int K, int N);
+
+// Contract Q2 on every row: out (M,K) = x (M,K) · blockdiag(H_block) / √block; block a power of two dividing K.
+void fwht(float* out, const float* x, int M, int K, int block);
+
+// Contract A1–A6. q codes (T,Hq,Dh) + scales (T·Hq); k, v codes (S,Hkv,Dh) + scales (S·Hkv) -> out (T,Hq·Dh) and
+// probs (Hq,T,S) when not null.
+void attention_int(float* out, float* probs, const int8_t* q, const float* q_scales, const int8_t* k,
+                   const float* k_scales, const int8_t* v, const float* v_scales, int T, int S, int Hq, int Hkv, int Dh,
+                   bool causal);
+
+// Benchmarks: read `bytes` of data on every pool thread (XOR of 64-bit words) and return the XOR, so nothing is elided.
+uint64_t stream_read(const uint8_t* data, size_t bytes);
 // Token-pruning scores of the same attention (generic/attention_scores.cc): q (T,Hq,Dh), k (S,Hkv,Dh), rows (R)
 // ascending query indices -> query_probs (Hq,R,S) and key_totals (S) (sum over heads and queries), each skipped
 // when null.

@@ -23,3 +23,6 @@ export { runEpisodes } from './sim/runner.js';
 export { recordDemonstrations, openDemonstrations } from './sim/record.js';
 export { cameraFromMujoco, projectPoints } from './sim/camera.js';
 export type { Observation, Policy, Action, Env, TaskInfo, CameraParams, EpisodeResult } from './sim/types.js';
+export { loadPolicy, type LoadedPolicy, type PolicyInput, type PolicyResult } from './policy.js';
+export { parseVariant, type Variant } from './variant.js';
+export { createPruner, pruneConfig, readCameraFile, type RobotContext, type PinholeCamera, type PruningReport } from './prune/index.js';

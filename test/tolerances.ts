@@ -74,6 +74,16 @@ export const TOLERANCE = {
   },
 } as const;
 
+// Quantization fidelity targets (issue #6), measured with `compare`'s metrics against base.
+/** `had` alone (rotated, unquantized) computes the base function: mean logit cosine at least this */
+export const HAD_MIN_LOGIT_COSINE = 0.99999;
+/** `w8a8+had` on the bundled tiny checkpoint: mean logit cosine at least this */
+export const W8A8_HAD_MIN_LOGIT_COSINE = 0.995;
+/**
+ * On the outlier checkpoint, `w4a4+had` must keep at most this fraction of `w4a4`'s logit error (1 - cosine):
+ * measured 0.50 (w4a4 1 - cosine 0.34, w4a4+had 0.17 on the fixture input).
+ */
+export const OUTLIER_HAD_MAX_ERROR_RATIO = 0.7;
 // Token pruning (test/models/pruning.test.ts, test/tensor/attention-scores.test.ts).
 /** a variant that keeps every visual token vs base: the same computation, so logits agree to float32 noise */
 export const PRUNE_KEEP_ALL_MAX_ABS = 1e-6;
@@ -116,3 +126,10 @@ export const GRAD_TOLERANCE = {
   rope: { atol: 2e-7, rtol: 1e-6 },
   elementwise: { atol: 1e-7, rtol: 1e-6 },
 } as const;
+// Evaluation statistics (test/eval/stats.test.ts).
+/** Wilson bounds against Newcombe (1998) Table I, which prints 4 decimals: half a unit of the last one */
+export const WILSON_PRINTED_4DP = 5e-5;
+/** Wilson bounds and exact McNemar p-values against SciPy 1.17 (float64 both): relative */
+export const STATS_VS_SCIPY_RELATIVE = 1e-12;
+/** exact McNemar beyond 1000 discordant pairs sums exp(log terms): about n ulps of float64 */
+export const STATS_LOG_SPACE_RELATIVE = 1e-10;

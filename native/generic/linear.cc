@@ -48,6 +48,9 @@ void linear_columns_generic(float* out, const float* x, const void* w, WeightTyp
       return linear_columns_scalar<WeightType::bf16>(out, x, w, M, K, N, n0, n1);
     case WeightType::f16:
       return linear_columns_scalar<WeightType::f16>(out, x, w, M, K, N, n0, n1);
+    case WeightType::i8:
+    case WeightType::i4:
+      return;  // integer weights go through linear_int / linear_dequant
   }
 }
 
@@ -63,7 +66,7 @@ void axpy_generic(float* y, float alpha, const float* x, int n) {
 
 const KernelTable kGenericKernels = {Isa::generic, linear_packed_size_generic, linear_pack_generic,
                                      linear_columns_generic, dot_generic, axpy_generic, gelu_generic,
-                                     silu_mul_generic};
+                                     silu_mul_generic, int_gemm_generic, quantize_row_generic};
 
 // x is repacked once into the ISA's tile layout (activations only: weights are read in place, whatever their dtype),
 // then threads split the output columns N, each streaming its own rows of w, the dominant memory traffic.
@@ -73,7 +76,9 @@ void linear(float* out, const float* x, const void* w, WeightType w_type, const 
   const KernelTable& table = kernels();
   const size_t packed_floats = table.linear_packed_size(M, K);
   // 64-byte aligned so no vector load of the packed tiles straddles a cache line
-  std::vector<float> storage(packed_floats > 0 ? packed_floats + 16 : 0);
+  // per-thread scratch kept between calls: a fresh multi-megabyte vector per call costs a page fault per 4 KiB
+  thread_local std::vector<float> storage;
+  if (packed_floats > 0 && storage.size() < packed_floats + 16) storage.resize(packed_floats + 16);
   float* packed = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
   if (packed_floats > 0) table.linear_pack(packed, x, M, K);
   const float* xs = packed_floats > 0 ? packed : x;

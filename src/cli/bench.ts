@@ -4,8 +4,8 @@
 // prefill, plus the extra scoring work of layer K-1's attention, measured on that attention's shapes).
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
+import { parseOptions } from './args.js';
 import { readImageFile, type RgbImage } from '../io/image.js';
 import { ACTION_DIMS } from '../models/openvla.js';
 import { loadPolicy, type LoadedPolicy, type PolicyResult } from '../policy.js';
@@ -47,9 +47,7 @@ interface VariantRow {
 }
 
 export async function runBenchCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseOptions(argv, {
       model: { type: 'string' },
       variants: { type: 'string' },
       steps: { type: 'string', default: '3' },
@@ -60,9 +58,7 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
+    }, 'bench');
   if (values.help) {
     console.log(HELP);
     return 0;
@@ -77,7 +73,7 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
   const gc = exposeGc();
   const rows: VariantRow[] = [];
   for (const variant of variants) {
-    gc();
+    await releaseMemory(gc);
     let bar: ReturnType<typeof progressBar> | undefined;
     let policy: LoadedPolicy | undefined = loadPolicy(values.model, variant, { backend, onProgress: (done, total) => (bar ??= progressBar(`load ${variant.name}`, total, 'tensors')).update(done) });
     bar?.stop();
@@ -222,6 +218,16 @@ function parsePixel(text: string): [number, number] {
   const parts = text.split(',').map(Number);
   if (parts.length !== 2 || parts.some((v) => !Number.isFinite(v))) throw new UserError(`--eef-pixel needs U,V (two numbers), got '${text}'`);
   return [parts[0], parts[1]];
+}
+
+/**
+ * Collect garbage and let the event loop turn: V8 frees large ArrayBuffer backing stores (the previous variant's
+ * weights) only after the current task, so a synchronous gc() alone leaves them counted in the next variant's RSS.
+ */
+async function releaseMemory(gc: () => void): Promise<void> {
+  gc();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  gc();
 }
 
 /** A gc() to call between variants (so one variant's freed weights do not count in the next one's RSS). */

@@ -1,18 +1,23 @@
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { convertCheckpoint, type FloatDType } from '../io/convert.js';
+import { parseOptions } from './args.js';
 import { progressBar } from './progress.js';
 
 const HELP = `usage: sqap-vla convert --model DIR --out DIR [--dtype bf16|f16|f32] [--max-shard-size 5GB] [--json]
 
 Re-saves a checkpoint with its float weights cast to --dtype (default bf16, round-to-nearest-even) and split into
 Hugging Face style shards (model-0000i-of-0000n.safetensors + model.safetensors.index.json). Configs and tokenizer
-files are copied alongside.`;
+files are copied alongside.
+
+  --out DIR              a new folder, or one without weights: a folder that already holds model.safetensors,
+                         an index or shards of an earlier conversion is refused (remove them first). A failed
+                         conversion removes what it wrote.
+  --max-shard-size SIZE  largest shard (decimal units: 5GB, 200MB, 64KB, or bytes); default 5GB`;
 
 export async function runConvertCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseOptions(
+    argv,
+    {
       model: { type: 'string' },
       out: { type: 'string' },
       dtype: { type: 'string', default: 'bf16' },
@@ -20,8 +25,8 @@ export async function runConvertCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-  });
+    'convert',
+  );
   if (values.help) {
     console.log(HELP);
     return 0;

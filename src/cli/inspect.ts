@@ -1,13 +1,15 @@
 // `sqap-vla inspect`: the architecture of a checkpoint from its config and tensor headers only (no weights are
 // read, so it is instant on a 15 GB checkpoint).
 import nodePath from 'node:path';
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { readJsonFile } from '../io/json.js';
 import { parseOpenVlaConfig } from '../models/openvla.js';
 import { checkpointSource, countBlocks } from '../models/weights.js';
+import { specName } from '../quant/apply.js';
+import { readQuantizationConfig } from '../quant/checkpoint.js';
 import { shapeSize } from '../tensor/tensor.js';
+import { parseOptions } from './args.js';
 
 const HELP = `usage: sqap-vla inspect --model DIR [--json]
 
@@ -30,18 +32,16 @@ interface ComponentSummary {
 }
 
 export async function runInspectCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { model: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
-    strict: true,
-  });
+  const values = parseOptions(argv, { model: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } }, 'inspect');
   if (values.help) {
     console.log(HELP);
     return 0;
   }
   if (!values.model) throw new UserError('inspect needs --model DIR');
   const configPath = nodePath.join(values.model, 'config.json');
-  const config = parseOpenVlaConfig(readJsonFile(configPath, 'model config'), configPath);
+  const configJson = readJsonFile(configPath, 'model config');
+  const config = parseOpenVlaConfig(configJson, configPath);
+  const quantization = readQuantizationConfig(configJson as Record<string, unknown>, configPath);
   const checkpoint = Checkpoint.open(values.model);
   const source = checkpointSource(checkpoint);
   try {
@@ -80,10 +80,12 @@ export async function runInspectCommand(argv: string[]): Promise<number> {
           heads: Number(t.num_attention_heads),
           kv_heads: Number(t.num_key_value_heads ?? t.num_attention_heads),
           head_dim: Number(t.head_dim ?? hidden / Number(t.num_attention_heads)),
-          intermediate: checkpoint.info('language_model.model.layers.0.mlp.gate_proj.weight').shape[0],
+          // a quantized int4 checkpoint stores gate_proj as weight_packed [N, K/2] (docs/quantization.md)
+          intermediate: checkpoint.info(`language_model.model.layers.0.mlp.gate_proj.${checkpoint.has('language_model.model.layers.0.mlp.gate_proj.weight') ? 'weight' : 'weight_packed'}`).shape[0],
           vocab,
           action_bins: config.nActionBins,
           tied_lm_head: !checkpoint.has('language_model.lm_head.weight'),
+          ...(quantization ? { quantization: specName(quantization) } : {}),
         };
       }
     });

@@ -1,8 +1,10 @@
 // `sqap-vla sim ...`: list tasks, run a policy over tasks x seeds, render a frame, record demonstrations.
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
+import { checkOutputDir, checkOutputFile } from '../io/output-path.js';
+import { parseIntegerFlag, parseOptions } from './args.js';
 import { progressBar } from './progress.js';
 import type { RecordSummary } from '../sim/record.js';
 import type { PolicySpec, RunProgress, RunSummary } from '../sim/runner.js';
@@ -18,17 +20,24 @@ subcommands:
 
 Run 'sqap-vla sim <subcommand> --help' for its options.`;
 
+/** Bounds of the numeric flags (a run keeps one result per episode in memory; a frame is IMAGE_SIZE^2 x 3 bytes). */
+export const MAX_EPISODES = 100_000;
+export const MAX_SEED = 2 ** 32 - 1;
+export const MAX_WORKERS = 256;
+export const MIN_IMAGE_SIZE = 8;
+export const MAX_IMAGE_SIZE = 2048;
+
 const TASKS_USAGE = `usage: sqap-vla sim tasks [--suite NAME] [--json]
 
   --suite NAME   only the tasks of one suite
-  --json         print one JSON array of {id, suite, max_steps, instruction}`;
+  --json         print one JSON object {"tasks": [{id, suite, max_steps, instruction}, ...]}`;
 
 const SELECTION_HELP = `  --task ID        a task id (repeatable); see 'sqap-vla sim tasks'
   --suite NAME     all tasks of a suite (repeatable), or 'all' for every task
-  --episodes N     episodes per task (default 10); episode i uses seed S + i
-  --seed S         first seed (default 0)
-  --workers W      worker threads (default: one per core, at most one per episode)
-  --image-size PX  camera image side in pixels (default: the env's, 224)`;
+  --episodes N     episodes per task (default 10), at most ${MAX_EPISODES} over all tasks; episode i uses seed S + i
+  --seed S         first seed, 0 to ${MAX_SEED} (default 0)
+  --workers W      worker threads, 1 to ${MAX_WORKERS} (default: one per core, at most one per episode)
+  --image-size PX  camera image side in pixels, ${MIN_IMAGE_SIZE} to ${MAX_IMAGE_SIZE} (default: the env's, 224)`;
 
 const RUN_USAGE = `usage: sqap-vla sim run (--task ID | --suite NAME | --suite all) --policy expert --episodes N [options]
        sqap-vla sim run (--task ID | --suite NAME | --suite all) --policy model --model DIR [--variant V] [options]
@@ -50,8 +59,9 @@ ${SELECTION_HELP}
 const RENDER_USAGE = `usage: sqap-vla sim render --task ID [--seed S] --out FILE.png [--image-size PX]
 
   --task ID        a task id; see 'sqap-vla sim tasks'
-  --seed S         scene seed (default 0)
-  --out FILE.png   where to write the first agent-view frame`;
+  --seed S         scene seed, 0 to ${MAX_SEED} (default 0)
+  --out FILE.png   where to write the first agent-view frame (its folder is created if needed)
+  --image-size PX  image side in pixels, ${MIN_IMAGE_SIZE} to ${MAX_IMAGE_SIZE} (default 224)`;
 
 const RECORD_USAGE = `usage: sqap-vla sim record (--task ID | --suite NAME | --suite all) --episodes N [--seed S] --out DIR [options]
 
@@ -98,13 +108,10 @@ export async function runSimCommand(argv: string[]): Promise<number> {
 // ---------------------------------------------------------------------------------------------------------------
 // Arguments
 
-function parseInteger(value: string | undefined, flag: string, fallback: number, minimum: number): number {
-  if (value === undefined) return fallback;
-  const parsed = Number(value);
-  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < minimum) {
-    throw new UserError(`--${flag} must be an integer >= ${minimum}, got '${value}'.`);
+function checkEpisodeTotal(tasks: number, episodes: number): void {
+  if (tasks * episodes > MAX_EPISODES) {
+    throw new UserError(`--episodes ${episodes} on ${tasks} task(s) is ${tasks * episodes} episodes, more than ${MAX_EPISODES} in one run; split the run.`);
   }
-  return parsed;
 }
 
 async function loadTasks(): Promise<TaskInfo[]> {
@@ -248,10 +255,7 @@ function summaryJson(summary: RunSummary, extra: Record<string, unknown>): strin
 // Subcommands
 
 async function tasksCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { suite: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-  });
+  const values = parseOptions(argv, { suite: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'sim tasks');
   if (values.help) {
     console.log(TASKS_USAGE);
     return 0;
@@ -259,7 +263,7 @@ async function tasksCommand(argv: string[]): Promise<number> {
   const all = await loadTasks();
   const tasks = values.suite ? all.filter((task) => selectTasks(all, [], [values.suite!]).includes(task.id)) : all;
   if (values.json) {
-    console.log(JSON.stringify(tasks.map((task) => ({ id: task.id, suite: task.suite, max_steps: task.maxSteps, instruction: task.instruction }))));
+    console.log(JSON.stringify({ tasks: tasks.map((task) => ({ id: task.id, suite: task.suite, max_steps: task.maxSteps, instruction: task.instruction })) }));
     return 0;
   }
   printTable([['id', 'suite', 'max steps', 'instruction'], ...tasks.map((task) => [task.id, task.suite, String(task.maxSteps), task.instruction])]);
@@ -267,9 +271,9 @@ async function tasksCommand(argv: string[]): Promise<number> {
 }
 
 async function runCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseOptions(
+    argv,
+    {
       ...SELECTION_OPTIONS,
       policy: { type: 'string' },
       'policy-options': { type: 'string' },
@@ -279,19 +283,21 @@ async function runCommand(argv: string[]): Promise<number> {
       backend: { type: 'string' },
       'unnorm-key': { type: 'string' },
     },
-  });
+    'sim run',
+  );
   if (values.help) {
     console.log(RUN_USAGE);
     return 0;
   }
   const tasks = selectTasks(await loadTasks(), values.task, values.suite);
   const policy = await parsePolicy(values.policy, values['policy-options'], values);
-  const episodes = parseInteger(values.episodes, 'episodes', 10, 1);
-  const seed = parseInteger(values.seed, 'seed', 0, 0);
+  const episodes = parseIntegerFlag(values.episodes, 'episodes', 10, 1, MAX_EPISODES);
+  checkEpisodeTotal(tasks.length, episodes);
+  const seed = parseIntegerFlag(values.seed, 'seed', 0, 0, MAX_SEED);
   // a model runs in this process unless asked otherwise: one copy of the weights, all cores in its kernels
-  const workers = values.workers === undefined ? (values.policy === 'model' ? 1 : undefined) : parseInteger(values.workers, 'workers', 1, 1);
-  const imageSize = values['image-size'] === undefined ? undefined : parseInteger(values['image-size'], 'image-size', 224, 8);
-  const frames = values.frames === undefined ? undefined : resolve(values.frames);
+  const workers = values.workers === undefined ? (values.policy === 'model' ? 1 : undefined) : parseIntegerFlag(values.workers, 'workers', 1, 1, MAX_WORKERS);
+  const imageSize = values['image-size'] === undefined ? undefined : parseIntegerFlag(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE);
+  const frames = values.frames === undefined ? undefined : checkOutputDir(values.frames, '--frames');
   if (frames) mkdirSync(frames, { recursive: true });
 
   const { runEpisodes } = await import('../sim/runner.js');
@@ -323,16 +329,11 @@ async function runCommand(argv: string[]): Promise<number> {
 }
 
 async function renderCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      task: { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string' },
-      'image-size': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const values = parseOptions(
+    argv,
+    { task: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, 'image-size': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    'sim render',
+  );
   if (values.help) {
     console.log(RENDER_USAGE);
     return 0;
@@ -340,14 +341,14 @@ async function renderCommand(argv: string[]): Promise<number> {
   if (!values.task) throw new UserError("sim render needs --task ID; 'sqap-vla sim tasks' lists them.");
   if (!values.out) throw new UserError('sim render needs --out FILE.png.');
   const [taskId] = selectTasks(await loadTasks(), [values.task]);
-  const seed = parseInteger(values.seed, 'seed', 0, 0);
-  const imageSize = values['image-size'] === undefined ? undefined : parseInteger(values['image-size'], 'image-size', 224, 8);
+  const seed = parseIntegerFlag(values.seed, 'seed', 0, 0, MAX_SEED);
+  const imageSize = values['image-size'] === undefined ? undefined : parseIntegerFlag(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE);
+  const out = checkOutputFile(values.out);
   const { createEnv } = await import('../sim/env.js');
   const { writePng } = await import('../io/image.js');
   const env = await createEnv(taskId, seed, { render: true, ...(imageSize !== undefined ? { imageSize } : {}) });
   try {
     const { image } = env.observe({ render: true });
-    const out = resolve(values.out);
     mkdirSync(dirname(out), { recursive: true });
     writePng(out, image);
     console.log(`wrote ${out} (${image.width}x${image.height}, task ${taskId}, seed ${seed})`);
@@ -358,21 +359,19 @@ async function renderCommand(argv: string[]): Promise<number> {
 }
 
 async function recordCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...SELECTION_OPTIONS, out: { type: 'string' }, name: { type: 'string' } },
-  });
+  const values = parseOptions(argv, { ...SELECTION_OPTIONS, out: { type: 'string' }, name: { type: 'string' } }, 'sim record');
   if (values.help) {
     console.log(RECORD_USAGE);
     return 0;
   }
   const tasks = selectTasks(await loadTasks(), values.task, values.suite);
   if (!values.out) throw new UserError('sim record needs --out DIR (a new or empty directory).');
-  const episodes = parseInteger(values.episodes, 'episodes', 10, 1);
-  const seed = parseInteger(values.seed, 'seed', 0, 0);
-  const workers = values.workers === undefined ? undefined : parseInteger(values.workers, 'workers', 1, 1);
-  const imageSize = values['image-size'] === undefined ? undefined : parseInteger(values['image-size'], 'image-size', 224, 8);
-  const out = resolve(values.out);
+  const episodes = parseIntegerFlag(values.episodes, 'episodes', 10, 1, MAX_EPISODES);
+  checkEpisodeTotal(tasks.length, episodes);
+  const seed = parseIntegerFlag(values.seed, 'seed', 0, 0, MAX_SEED);
+  const workers = values.workers === undefined ? undefined : parseIntegerFlag(values.workers, 'workers', 1, 1, MAX_WORKERS);
+  const imageSize = values['image-size'] === undefined ? undefined : parseIntegerFlag(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE);
+  const out = checkOutputDir(values.out);
 
   const { recordDemonstrations } = await import('../sim/record.js');
   const progress = episodeProgress('sim record', tasks.length * episodes);

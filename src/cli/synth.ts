@@ -1,13 +1,13 @@
 // `sqap-vla synth`: write a random-weight OpenVLA checkpoint with real shapes and key names (src/models/synthetic.ts),
 // so speed and memory can be measured (bench) without downloading weights.
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
+import { parseOptions } from './args.js';
 import type { FloatDType } from '../io/convert.js';
 import { OPENVLA_7B_SIZES, TINY_SIZES, writeSyntheticOpenVla, type SyntheticSizes } from '../models/synthetic.js';
 import { progressBar } from './progress.js';
 
-const HELP = `usage: sqap-vla synth --preset openvla-7b|tiny --out DIR [--llm-layers N] [--vision-layers N]
+const HELP = `usage: sqap-vla synth --preset openvla-7b|tiny|tiny-224 --out DIR [--llm-layers N] [--vision-layers N]
                       [--dtype bf16|f16|f32] [--seed S] [--json]
 
 Writes a random-weight (seeded) OpenVLA checkpoint in the Hugging Face layout: config.json,
@@ -16,6 +16,8 @@ speed and memory are real.
   --preset NAME       openvla-7b: DINOv2-L/14-reg4 + SigLIP-SO400M/14 at 224 px (256 patches), Llama-2-7B
                       (32 layers, hidden 4096, vocab 32064); about 15 GB in bf16.
                       tiny: the shapes of the bundled test checkpoint (56 px, 16 patches, 3 LLM layers, hidden 64)
+                      tiny-224: tiny widths at OpenVLA's 224 px (256 patches) with the Llama-2 vocabulary (32064), so
+                      --instruction and the 16 x 16 patch grid work as on the real model
   --out DIR           new or empty directory
   --llm-layers N      decoder layers instead of the preset's (shortens a benchmark; pruning needs N >= 2)
   --vision-layers N   blocks of each vision tower instead of the preset's (the penultimate one feeds the projector)
@@ -26,12 +28,12 @@ speed and memory are real.
 const PRESETS: Record<string, { sizes: SyntheticSizes; dtype: FloatDType }> = {
   'openvla-7b': { sizes: OPENVLA_7B_SIZES, dtype: 'bf16' },
   tiny: { sizes: TINY_SIZES, dtype: 'f32' },
+  // OpenVLA's input size and vocabulary on tiny widths: the real 16 x 16 patch grid and Llama-2 prompt ids in seconds
+  'tiny-224': { sizes: { ...TINY_SIZES, imageSize: 224, vocabSize: 32064 }, dtype: 'f32' },
 };
 
 export async function runSynthCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseOptions(argv, {
       preset: { type: 'string' },
       out: { type: 'string' },
       'llm-layers': { type: 'string' },
@@ -40,15 +42,13 @@ export async function runSynthCommand(argv: string[]): Promise<number> {
       seed: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
+    }, 'synth');
   if (values.help) {
     console.log(HELP);
     return 0;
   }
   const preset = PRESETS[values.preset ?? ''];
-  if (!preset) throw new UserError(`synth needs --preset NAME (${Object.keys(PRESETS).join(' or ')})${values.preset ? `, got '${values.preset}'` : ''}`);
+  if (!preset) throw new UserError(`synth needs --preset NAME (${Object.keys(PRESETS).join(', ')})${values.preset ? `, got '${values.preset}'` : ''}`);
   if (!values.out) throw new UserError('synth needs --out DIR');
   if (fs.existsSync(values.out) && (!fs.statSync(values.out).isDirectory() || fs.readdirSync(values.out).length > 0)) {
     throw new UserError(`--out ${values.out} exists and is not an empty directory`);

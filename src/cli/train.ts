@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
+import { parseOptions } from './args.js';
 import { getBackend } from '../tensor/backends/index.js';
 import { getGradBackend } from '../tensor/backends/grad-index.js';
 import { checkTrainOptions, train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
@@ -44,9 +44,7 @@ OUT/loss.png are the learning curve.
 Progress (loss, learning rate, samples/s, ETA) is a bar on a terminal, else one line every 10 s on stderr.`;
 
 export async function runTrainCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseOptions(argv, {
       demos: { type: 'string' },
       out: { type: 'string' },
       preset: { type: 'string' },
@@ -70,9 +68,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
+    }, 'train');
   if (values.help) {
     console.log(HELP);
     return 0;

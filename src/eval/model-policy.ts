@@ -1,8 +1,9 @@
 // A checkpoint as a simulator policy: each control step, the observation's instruction (OpenVLA's prompt through
 // the checkpoint's tokenizer, as `act --instruction` builds it; cached per instruction) and its agent-view image go
 // through loadPolicy(dir, variant) — the same seam as every other command — and the un-normalized 7-D action comes
-// back. The policy sees only what a real robot has: the camera image, the instruction, and (for pruning) its own
-// end-effector position and the calibrated camera; never object poses.
+// back. The policy sees only what a real robot has: the camera image, the instruction, and (for pruning: SQAP's
+// protected ring) its own end-effector position (observation.eePosition) and the calibrated camera
+// (observation.camera); never object poses.
 //
 // `createPolicyFactory` is the module-policy entry of the episode runner (src/sim/runner.ts): it loads the model
 // once per thread that runs episodes (the main thread with --workers 1, the default for `sim run --policy model`,
@@ -14,6 +15,7 @@ import { instructionInputIds } from '../models/prompt.js';
 import { loadTokenizer, type Tokenizer } from '../models/tokenizer.js';
 import { loadPolicy, type LoadedPolicy } from '../policy.js';
 import type { PolicyFactory } from '../sim/runner.js';
+import type { BatchPolicy, PatchOverlay } from './lockstep.js';
 import type { Action, Observation, Policy } from '../sim/types.js';
 import { getBackend, type BackendName } from '../tensor/backends/index.js';
 
@@ -38,6 +40,8 @@ export interface StepTimingsMs {
   total: number;
   prefill?: number;
   decode?: number;
+  /** choosing and gathering the kept tokens (part of prefill) */
+  pruning?: number;
 }
 
 /** The loaded model plus the per-instruction prompt cache; shared by every episode of one thread. */
@@ -82,14 +86,36 @@ export class ModelPolicy {
     return ids;
   }
 
-  /** One policy step on one observation: the 7-D action (env units) and the model's timings. */
-  step(observation: Observation): { action: Action; timingsMs: StepTimingsMs } {
+  /**
+   * One policy step on one observation: the 7-D action (env units), the model's timings and, for pruned variants,
+   * the overlay of what it kept. The robot context is the robot's own end-effector position and calibrated camera.
+   */
+  step(observation: Observation): { action: Action; timingsMs: StepTimingsMs; overlay?: PatchOverlay } {
+    const [x, y, z] = observation.eePosition;
     const result = this.loaded.predict({
       image: observation.image,
       inputIds: this.promptIds(observation.instruction),
       unnormKey: this.unnormKey,
+      robot: { eef: [x, y, z], camera: observation.camera },
     });
-    return { action: Array.from(result.action), timingsMs: { ...result.timingsMs } };
+    return {
+      action: Array.from(result.action),
+      timingsMs: { ...result.timingsMs },
+      ...(result.pruningMask ? { overlay: result.pruningMask } : {}),
+    };
+  }
+
+  /**
+   * The eval harness's view: one call for the B observations of a lockstep batch. There is no batched forward in
+   * the model yet, so the B sequences run one after another (docs/evaluation.md has the measurement).
+   */
+  batchPolicy(): BatchPolicy {
+    return {
+      actBatch: (items) => {
+        const steps = items.map((item) => this.step(item.observation));
+        return { actions: steps.map((s) => s.action), timingsMs: steps.map((s) => s.timingsMs), masks: steps.map((s) => s.overlay) };
+      },
+    };
   }
 
   /** A sim Policy over this model; `onStep` sees every step's timings (the eval harness collects them). */

@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import { f32ToBf16, f32ToF16 } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Checkpoint, INDEX_FILE_NAME, SINGLE_FILE_NAME } from './checkpoint.js';
+import { OutputDir, checkOutputDir } from './output-path.js';
 import { writeSafetensors } from './safetensors.js';
 
 export type FloatDType = 'f32' | 'bf16' | 'f16';
@@ -30,13 +31,17 @@ export interface ConvertOptions {
 }
 
 /** Files copied next to the weights when present (configs, tokenizer, statistics). */
-const SIDE_FILES = ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'dataset_statistics.json', 'generation_config.json'];
+export const SIDE_FILES = ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'dataset_statistics.json', 'generation_config.json'];
 
 export function convertCheckpoint(fromDir: string, toDir: string, options: ConvertOptions): { shards: number; bytes: number } {
   if (nodePath.resolve(fromDir) === nodePath.resolve(toDir)) throw new UserError('--out must differ from --model');
+  checkOutputDir(toDir);
+  refuseEarlierConversion(toDir);
   const checkpoint = Checkpoint.open(fromDir);
+  let out: OutputDir | undefined;
   try {
-    fs.mkdirSync(toDir, { recursive: true });
+    out = new OutputDir(toDir);
+    const output = out;
     const names = checkpoint.keys();
     const bytesOf = (name: string) => {
       const info = checkpoint.info(name);
@@ -66,20 +71,41 @@ export function convertCheckpoint(fromDir: string, toDir: string, options: Conve
         total += tensors[name].data.byteLength;
         options.onProgress?.(++done, names.length);
       }
-      writeSafetensors(nodePath.join(toDir, file), tensors, { format: 'pt' });
+      writeSafetensors(output.file(file), tensors, { format: 'pt' });
     });
-    // Leave exactly one layout in the output directory (a loader prefers model.safetensors when both exist).
-    fs.rmSync(nodePath.join(toDir, shards.length > 1 ? SINGLE_FILE_NAME : INDEX_FILE_NAME), { force: true });
     if (shards.length > 1) {
-      fs.writeFileSync(nodePath.join(toDir, INDEX_FILE_NAME), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+      fs.writeFileSync(output.file(INDEX_FILE_NAME), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
     }
     const sourceDir = fs.statSync(fromDir).isDirectory() ? fromDir : nodePath.dirname(fromDir);
     for (const side of SIDE_FILES) {
       const src = nodePath.join(sourceDir, side);
-      if (fs.existsSync(src)) fs.copyFileSync(src, nodePath.join(toDir, side));
+      if (fs.existsSync(src)) copySideFile(src, output.file(side));
     }
     return { shards: shards.length, bytes: total };
+  } catch (error) {
+    out?.discard();
+    throw error;
   } finally {
     checkpoint.close();
+  }
+}
+
+const SHARD_NAME = /^model-\d{5}-of-\d{5}\.safetensors$/;
+
+/** An output folder holding weights of an earlier conversion is refused (old shards would sit beside new ones). */
+function refuseEarlierConversion(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  const weights = fs.readdirSync(dir).filter((name) => name === SINGLE_FILE_NAME || name === INDEX_FILE_NAME || SHARD_NAME.test(name));
+  if (weights.length > 0) {
+    const shown = weights.length > 3 ? `${weights.slice(0, 3).join(', ')} and ${weights.length - 3} more` : weights.join(', ');
+    throw new UserError(`--out ${dir} already holds a checkpoint from an earlier conversion (${shown}); remove those files or choose a new folder (nothing was written).`);
+  }
+}
+
+function copySideFile(from: string, to: string): void {
+  try {
+    fs.copyFileSync(from, to);
+  } catch (error) {
+    throw new UserError(`cannot copy ${from} to ${to} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
   }
 }

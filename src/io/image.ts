@@ -15,6 +15,20 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
+/** Largest side and pixel count of an image this package decodes (a 64 MP frame is ~200 MB as RGBA). */
+export const MAX_IMAGE_SIDE = 16384;
+export const MAX_IMAGE_PIXELS = 64 * 2 ** 20;
+
+/** Refuses an empty or oversized image before anything is allocated for it. */
+export function checkImageSize(width: number, height: number, name: string): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new UserError(`image ${name} is ${width}x${height} pixels; it needs at least 1x1.`);
+  }
+  if (width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || width * height > MAX_IMAGE_PIXELS) {
+    throw new UserError(`image ${name} is ${width}x${height} pixels, more than the ${MAX_IMAGE_SIDE} px side / ${MAX_IMAGE_PIXELS / 2 ** 20} MP this tool decodes; downscale it first.`);
+  }
+}
+
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 function isPng(bytes: Uint8Array): boolean {
@@ -54,6 +68,8 @@ function withoutColourKey(bytes: Uint8Array, colourType: number): Uint8Array {
 
 function decodePng(bytes: Uint8Array, name: string): RgbImage {
   if (bytes.length < 33) throw new UserError(`Cannot decode image ${name}: truncated PNG header.`);
+  const isIhdr = bytes[12] === 0x49 && bytes[13] === 0x48 && bytes[14] === 0x44 && bytes[15] === 0x52;
+  if (isIhdr) checkImageSize(readUint32BE(bytes, 16), readUint32BE(bytes, 20), name); // before pngjs allocates
   const depth = bytes[24];
   const colourType = bytes[25];
   let png: { width: number; height: number; data: ArrayLike<number> };
@@ -63,6 +79,7 @@ function decodePng(bytes: Uint8Array, name: string): RgbImage {
     throw new UserError(`Cannot decode image ${name}: corrupt or unsupported PNG (${(error as Error).message}).`);
   }
   const { width, height } = png;
+  checkImageSize(width, height, name);
   const rgba = png.data; // RGBA, samples of `depth` bits (palette entries are 8-bit)
   const toByte: (v: number) => number =
     colourType === 3 || depth === 8
@@ -83,9 +100,11 @@ function decodePng(bytes: Uint8Array, name: string): RgbImage {
 
 function decodeJpeg(bytes: Uint8Array, name: string): RgbImage {
   try {
-    const decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
+    const decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP: MAX_IMAGE_PIXELS / 2 ** 20, maxMemoryUsageInMB: 1024 });
+    checkImageSize(decoded.width, decoded.height, name);
     return { width: decoded.width, height: decoded.height, data: decoded.data };
   } catch (error) {
+    if (error instanceof UserError) throw error;
     throw new UserError(`Cannot decode image ${name}: corrupt or unsupported JPEG (${(error as Error).message}).`);
   }
 }

@@ -14,6 +14,7 @@ import { parsePreprocessorConfig, preprocessImage, type PreprocessorConfig } fro
 import { Projector } from './projector.js';
 import { VisionTransformer } from './vit.js';
 import { checkpointSource, scoped, type TensorSource } from './weights.js';
+import { checkOpenVlaCheckpoint, checkOpenVlaConfigJson, checkPredictInput } from './validate.js';
 
 /** Action tokens OpenVLA generates: one per action dimension. */
 export const ACTION_DIMS = 7;
@@ -95,6 +96,11 @@ export interface PredictInput {
   hooks?: LlamaHooks;
   /** prune visual tokens inside the prefill (none when absent) */
   pruner?: VisualTokenPruner;
+  /**
+   * Teacher forcing (fidelity measurements, `compare`): feed these 7 action tokens back instead of the model's own
+   * picks; the result's stepLogits are then each step's logits given the forced prefix.
+   */
+  forcedTokens?: number[];
 }
 
 export interface PredictResult {
@@ -110,6 +116,14 @@ export interface PredictResult {
   timingsMs: { vision: number; prefill: number; decode: number; llm: number; pruning: number; total: number };
   /** kept visual token indices (row-major patch grid) when a pruner ran */
   keptVisualTokens?: number[];
+  /** with forcedTokens: the logits [V] of each of the 7 decode steps */
+  stepLogits?: Float32Array[];
+}
+
+export interface OpenVlaLoadOptions {
+  onProgress?: (done: number, total: number) => void;
+  /** builds the decoder from its tensors (quantized checkpoints and quantize-at-load, src/quant); default Llama.load */
+  loadDecoder?: (source: TensorSource, textConfig: Record<string, unknown>) => Llama;
 }
 
 export class OpenVla {
@@ -127,28 +141,40 @@ export class OpenVla {
    * Load from a checkpoint directory (config.json, preprocessor_config.json, safetensors). Weights keep their stored
    * dtype (a BF16 checkpoint stays BF16 in memory). `onProgress(done, total)` counts tensors read.
    */
-  static load(dir: string, backend: Backend, options: { onProgress?: (done: number, total: number) => void } = {}): OpenVla {
+  static load(dir: string, backend: Backend, options: OpenVlaLoadOptions = {}): OpenVla {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`model directory not found: ${dir}`);
     const configPath = nodePath.join(dir, 'config.json');
-    const config = parseOpenVlaConfig(readJsonFile(configPath, 'model config'), configPath);
-    const preprocessor = parsePreprocessorConfig(readJsonFile(nodePath.join(dir, 'preprocessor_config.json'), 'preprocessor config'));
+    const configJson = readJsonFile(configPath, 'model config');
+    checkOpenVlaConfigJson(configJson, configPath, ACTION_DIMS);
+    const config = parseOpenVlaConfig(configJson, configPath);
+    const preprocessorPath = nodePath.join(dir, 'preprocessor_config.json');
+    const preprocessor = parsePreprocessorConfig(readJsonFile(preprocessorPath, 'preprocessor config'), preprocessorPath);
     const checkpoint = Checkpoint.open(dir);
     try {
+      checkOpenVlaCheckpoint({ dir, configJson: configJson as Record<string, unknown>, vitHeads: config.vitHeads, inputSizes: preprocessor.backbones, headers: checkpoint });
       const total = checkpoint.keys().length;
       let done = 0;
       const source = checkpointSource(checkpoint, () => options.onProgress?.(++done, total));
-      return OpenVla.fromSource(config, preprocessor, source, backend, dir);
+      return OpenVla.fromSource(config, preprocessor, source, backend, dir, options.loadDecoder);
     } finally {
       checkpoint.close();
     }
   }
 
   /** Assemble from tensors under the HF names (a checkpoint, or the f32 master weights of a training run). */
-  static fromSource(config: OpenVlaConfig, preprocessor: PreprocessorConfig, source: TensorSource, backend: Backend, path: string): OpenVla {
+  static fromSource(
+    config: OpenVlaConfig,
+    preprocessor: PreprocessorConfig,
+    source: TensorSource,
+    backend: Backend,
+    path: string,
+    loadDecoder?: OpenVlaLoadOptions['loadDecoder'],
+  ): OpenVla {
     const prefixes = ['vision_backbone.featurizer', 'vision_backbone.fused_featurizer'].slice(0, config.timmModelIds.length);
     const backbones = prefixes.map((p, i) => VisionTransformer.load(scoped(source, p), config.vitHeads[i], backend));
     const projector = Projector.load(scoped(source, 'projector'), backend);
-    const llm = Llama.load(scoped(source, 'language_model'), config.textConfig, backend);
+    const llmSource = scoped(source, 'language_model');
+    const llm = loadDecoder ? loadDecoder(llmSource, config.textConfig) : Llama.load(llmSource, config.textConfig, backend);
     const visionWidth = backbones.reduce((a, b) => a + b.config.width, 0);
     if (projector.inputWidth !== visionWidth || projector.outputWidth !== llm.config.hidden) {
       throw new UserError(`${path}: projector maps ${projector.inputWidth} -> ${projector.outputWidth}, but vision width is ${visionWidth} and LLM width ${llm.config.hidden}`);
@@ -175,7 +201,7 @@ export class OpenVla {
 
   predictAction(input: PredictInput): PredictResult {
     const unnormKey = chooseUnnormKey(this.config.normStats, input.unnormKey);
-    if (input.inputIds.length < 1) throw new UserError('input ids are empty');
+    checkPredictInput(this, input);
     const start = performance.now();
     const pixels = input.pixelValues ?? (input.image ? this.preprocess(input.image) : undefined);
     if (!pixels) throw new UserError('predictAction needs an image or pixel values');
@@ -184,7 +210,7 @@ export class OpenVla {
     const prefix = this.prefixEmbeds(input.inputIds, projected);
     const layout: PromptLayout = { tokens: prefix.shape[0], visualStart: 1, visualCount: projected.shape[0] };
     const pruning = input.pruner ? visualPruning(input.pruner, layout) : undefined;
-    const { ids, pruned, timingsMs } = this.llm.generateGreedy(prefix, ACTION_DIMS, input.hooks, { pruning });
+    const { ids, pruned, timingsMs, stepLogits } = this.llm.generateGreedy(prefix, ACTION_DIMS, input.hooks, { pruning, forcedTokens: input.forcedTokens });
     const end = performance.now();
     const normalizedAction = detokenizeActions(ids, this.config.realVocabSize, this.config.nActionBins);
     return {
@@ -201,6 +227,7 @@ export class OpenVla {
         total: end - start,
       },
       keptVisualTokens: pruned ? keptVisual(pruned.keptRows, layout) : undefined,
+      stepLogits,
     };
   }
 }

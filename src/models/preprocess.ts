@@ -5,6 +5,7 @@
 // each backbone's input size with Pillow bicubic, so the centre crop that follows is the identity. Arithmetic
 // follows torch float32: x / 255, then (x - mean) / std, each step rounded to float32.
 import { UserError } from '../errors.js';
+import { oneLine } from '../io/json.js';
 import { resizeBicubicPillow } from '../io/resize.js';
 import type { RgbImage } from '../io/image.js';
 
@@ -27,8 +28,17 @@ export interface PreprocessorConfig {
 
 const SOURCE = 'preprocessor_config.json';
 
+/** Largest backbone input side accepted (OpenVLA's ViTs take 224 or 384; the checkpoint check pins the exact size). */
+export const MAX_INPUT_SIDE = 2048;
+
+let source = SOURCE;
+
 function fail(message: string): never {
-  throw new UserError(`Invalid ${SOURCE}: ${message}`);
+  throw new UserError(`Invalid ${source}: ${message}`);
+}
+
+function show(value: unknown): string {
+  return oneLine(JSON.stringify(value) ?? String(value), 80);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -37,7 +47,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 function rgbTriple(value: unknown, what: string): [number, number, number] {
   if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-    fail(`${what} must be a list of 3 numbers, got ${JSON.stringify(value)}.`);
+    fail(`${what} must be a list of 3 numbers, got ${show(value)}.`);
   }
   return [value[0], value[1], value[2]];
 }
@@ -48,11 +58,12 @@ function isBicubic(value: unknown): boolean {
 }
 
 /** Validate a parsed preprocessor_config.json (Hugging Face Prismatic/OpenVLA layout). */
-export function parsePreprocessorConfig(json: unknown): PreprocessorConfig {
+export function parsePreprocessorConfig(json: unknown, path = SOURCE): PreprocessorConfig {
+  source = path;
   if (!isRecord(json)) fail('expected a JSON object.');
   const strategy = json.image_resize_strategy;
   if (strategy !== 'resize-naive') {
-    fail(`image_resize_strategy ${JSON.stringify(strategy)} is not supported (only "resize-naive").`);
+    fail(`image_resize_strategy ${show(strategy)} is not supported (only "resize-naive").`);
   }
   if (json.tvf_do_letterbox === true) fail('tvf_do_letterbox = true is not supported with "resize-naive".');
 
@@ -69,14 +80,14 @@ export function parsePreprocessorConfig(json: unknown): PreprocessorConfig {
       fail(`interpolations must list one entry per backbone (${count}).`);
     }
     interpolations.forEach((v, i) => {
-      if (!isBicubic(v)) fail(`interpolations[${i}] = ${JSON.stringify(v)} is not supported (only "bicubic").`);
+      if (!isBicubic(v)) fail(`interpolations[${i}] = ${show(v)} is not supported (only "bicubic").`);
     });
   }
   const resizeParams = json.tvf_resize_params;
   if (Array.isArray(resizeParams)) {
     resizeParams.forEach((p, i) => {
       if (isRecord(p) && p.interpolation !== undefined && !isBicubic(p.interpolation)) {
-        fail(`tvf_resize_params[${i}].interpolation = ${JSON.stringify(p.interpolation)} is not supported (only bicubic = 3).`);
+        fail(`tvf_resize_params[${i}].interpolation = ${show(p.interpolation)} is not supported (only bicubic = 3).`);
       }
     });
   }
@@ -93,8 +104,8 @@ export function parsePreprocessorConfig(json: unknown): PreprocessorConfig {
   }
 
   const backbones = inputSizes.map((size, i): BackboneTransform => {
-    if (!Array.isArray(size) || size.length !== 3 || size[0] !== 3 || !size.every((d) => Number.isInteger(d) && d > 0)) {
-      fail(`input_sizes[${i}] must be [3, H, W] with positive integers, got ${JSON.stringify(size)}.`);
+    if (!Array.isArray(size) || size.length !== 3 || size[0] !== 3 || !size.every((d) => Number.isInteger(d) && d > 0 && d <= MAX_INPUT_SIDE)) {
+      fail(`input_sizes[${i}] must be [3, H, W] with integers H, W from 1 to ${MAX_INPUT_SIDE}, got ${oneLine(JSON.stringify(size) ?? String(size), 60)}.`);
     }
     let mean: [number, number, number];
     let std: [number, number, number];
@@ -117,7 +128,7 @@ export function parsePreprocessorConfig(json: unknown): PreprocessorConfig {
   });
   const { height, width } = backbones[0];
   if (backbones.some((b) => b.height !== height || b.width !== width)) {
-    fail(`all backbones must share one input size to stack channels, got ${JSON.stringify(inputSizes)}.`);
+    fail(`all backbones must share one input size to stack channels, got ${show(inputSizes)}.`);
   }
   return { resizeStrategy: 'resize-naive', backbones };
 }

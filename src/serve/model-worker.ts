@@ -12,7 +12,9 @@ export const MAX_CRASHES = 3;
 export const CRASH_WINDOW_MS = 60_000;
 
 const BOOTSTRAP_URL = new URL('../sim/worker-bootstrap.mjs', import.meta.url);
-const ENTRY_URL = new URL('./worker-entry.ts', import.meta.url);
+/** From TypeScript sources (tsx) the entry is .ts and needs tsx's loader; from the compiled dist/ it is plain JS. */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const ENTRY_URL = new URL(FROM_SOURCE ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
 
 export interface ModelWorkerEvents {
   onProgress?: (done: number, total: number) => void;
@@ -81,7 +83,7 @@ export class ModelWorker {
   private spawn(): void {
     this.ready = false;
     const worker = new Worker(BOOTSTRAP_URL, {
-      workerData: { tsxApi: import.meta.resolve('tsx/esm/api'), entry: ENTRY_URL.href, settings: this.settings },
+      workerData: { tsxApi: FROM_SOURCE ? import.meta.resolve('tsx/esm/api') : undefined, entry: ENTRY_URL.href, settings: this.settings },
     });
     this.worker = worker;
     let lastError = '';

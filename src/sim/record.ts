@@ -1,6 +1,6 @@
 // Demonstrations: record expert (or any policy's) episodes to disk in the format of docs/demonstrations.md, compute
 // OpenVLA-style normalization statistics over the successful ones, and read them back one episode at a time.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import {
@@ -96,10 +96,19 @@ export async function recordDemonstrations(spec: RecordSpec): Promise<RecordSumm
   const settings = jobSettingsFor(runSpec, { render: true, recordDir: spec.out });
   const jobs = planJobs(spec.tasks, spec.episodes, spec.seed);
   const workers = workerCountFor(settings, spec.workers, jobs.length);
+  const createdOut = !existsSync(spec.out);
   mkdirSync(spec.out, { recursive: true });
-  const outcomes = await runJobs(jobs, settings, workers, (outcome, done) =>
-    spec.onProgress?.({ done, total: jobs.length, result: outcome.result }),
-  );
+  let outcomes: Awaited<ReturnType<typeof runJobs>>;
+  try {
+    outcomes = await runJobs(jobs, settings, workers, (outcome, done) =>
+      spec.onProgress?.({ done, total: jobs.length, result: outcome.result }),
+    );
+  } catch (error) {
+    // a run that ends in an error leaves no partial recording behind
+    rmSync(spec.out, { recursive: true, force: true });
+    if (!createdOut) mkdirSync(spec.out, { recursive: true });
+    throw error;
+  }
 
   const datasetName = spec.datasetName ?? 'sqap_sim';
   const recorded = outcomes.flatMap((outcome) => (outcome.recorded ? [outcome.recorded] : []));

@@ -123,13 +123,30 @@ export async function loadPolicyFactory(policy: PolicySpec): Promise<PolicyFacto
     const { createExpert } = await import('./experts.js');
     return (env) => createExpert(env);
   }
-  const module = (await import(policy.module)) as Record<string, unknown>;
+  let module: Record<string, unknown>;
+  try {
+    module = await importUserModule(policy.module);
+  } catch (error) {
+    throw new UserError(`Policy module ${policy.module} could not be loaded: ${errorMessage(error).split('\n')[0]}`);
+  }
   const exportName = policy.exportName ?? 'createPolicyFactory';
   const make = module[exportName];
   if (typeof make !== 'function') {
     throw new UserError(`Policy module ${policy.module} has no exported function '${exportName}'.`);
   }
-  return (await make(policy.options)) as PolicyFactory;
+  try {
+    const factory = await make(policy.options);
+    if (typeof factory !== 'function') throw new Error(`${exportName} returned ${typeof factory}, not a function (env) => Policy`);
+    return factory as PolicyFactory;
+  } catch (error) {
+    // A UserError (a missing checkpoint, a bad option) ends the run with its one line; any other throw is the
+    // policy's failure, and a throwing policy fails its episodes (README): each episode says why.
+    if (error instanceof UserError) throw error;
+    const reason = `${exportName} threw: ${errorMessage(error).split('\n')[0]}`;
+    return () => {
+      throw new Error(reason);
+    };
+  }
 }
 
 /** A module path as a file: URL, checked to exist, so that every thread resolves it the same way. */
@@ -174,7 +191,7 @@ export async function executeJob(job: EpisodeJob, factory: PolicyFactory, settin
   const failed = (reason: string): JobOutcome => ({
     result: { taskId: job.taskId, seed: job.seed, success: false, steps: 0, failureReason: reason, wallMs: 0 },
   });
-  const { createEnv } = (await import(settings.envModule ?? './env.js')) as typeof import('./env.js');
+  const { createEnv } = (settings.envModule ? await importUserModule(settings.envModule) : await import('./env.js')) as typeof import('./env.js');
   let env: Env;
   try {
     env = await createEnv(job.taskId, job.seed, {
@@ -293,7 +310,25 @@ export type FromWorker =
   | { type: 'fatal'; message: string; userError: boolean };
 
 const BOOTSTRAP_URL = new URL('./worker-bootstrap.mjs', import.meta.url);
-const WORKER_ENTRY_URL = new URL('./runner-worker.ts', import.meta.url);
+/** Running from TypeScript sources (tsx) or from the compiled dist/ (plain node). */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_ENTRY_URL = new URL(FROM_SOURCE ? './runner-worker.ts' : './runner-worker.js', import.meta.url);
+const TYPESCRIPT_MODULE = /\.[mc]?ts$/;
+
+function needsTypeScript(settings: JobSettings): boolean {
+  return FROM_SOURCE || (typeof settings.policy === 'object' && TYPESCRIPT_MODULE.test(settings.policy.module)) || TYPESCRIPT_MODULE.test(settings.envModule ?? '');
+}
+
+let typeScriptLoader: Promise<void> | undefined;
+
+/** Imports a user module; a .ts one (a policy or env written in TypeScript) gets tsx's loader first under plain node. */
+async function importUserModule(url: string): Promise<Record<string, unknown>> {
+  if (!FROM_SOURCE && TYPESCRIPT_MODULE.test(url)) {
+    typeScriptLoader ??= import('tsx/esm/api').then(({ register }) => void register());
+    await typeScriptLoader;
+  }
+  return (await import(url)) as Record<string, unknown>;
+}
 
 /** One worker thread pulling jobs from the shared queue until it is empty. */
 function runWorker(
@@ -303,7 +338,7 @@ function runWorker(
 ): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const worker = new Worker(BOOTSTRAP_URL, {
-      workerData: { tsxApi: import.meta.resolve('tsx/esm/api'), entry: WORKER_ENTRY_URL.href, settings },
+      workerData: { tsxApi: needsTypeScript(settings) ? import.meta.resolve('tsx/esm/api') : undefined, entry: WORKER_ENTRY_URL.href, settings },
     });
     let finished = false;
     const fail = (error: Error): void => {

@@ -1,7 +1,36 @@
+import type { QuantizedWeight } from './formats.js';
 import type { Tensor } from './tensor.js';
 
 /** A weight matrix as stored: f32, or bf16/f16 kept in the checkpoint's dtype and converted inside the kernel. */
 export type WeightTensor = Tensor<'f32'> | Tensor<'bf16'> | Tensor<'f16'>;
+
+/** What `linear` accepts: a float weight, or an integer one (src/tensor/formats.ts), dequantized in the kernel. */
+export type LinearWeight = WeightTensor | QuantizedWeight;
+
+/**
+ * Integer activations: per-row symmetric codes. Rows are the product of the leading dims of `shape`; for attention
+ * the rows are (token, head) pairs: shape [T,H,Dh] has T·H rows of Dh codes and T·H scales.
+ * value[r,k] ≈ codes[r,k] · scales[r]; codes lie in [-qmax, qmax] with qmax = 2^(bits-1) - 1 (never -128).
+ */
+export interface QuantizedActivations {
+  readonly shape: readonly number[];
+  readonly bits: 4 | 8;
+  /** [rows·K], one code per int8 (4-bit codes are not packed) */
+  readonly codes: Int8Array;
+  /** [rows] */
+  readonly scales: Float32Array;
+}
+
+/** The prologue of quantizeActivations, applied in this order (docs/quantization.md, Kernel contract). */
+export interface ActivationQuantOptions {
+  bits: 4 | 8;
+  /** 1. RMSNorm first (weight optional: QuaRot folds it into the next linears) */
+  rmsNorm?: { weight?: WeightTensor; eps: number };
+  /** 2. then a normalized Walsh–Hadamard transform over blocks of this size (a power of two dividing K) */
+  hadamardBlock?: number;
+  /** 3. the row's absolute maximum is multiplied by this before the scale is taken (default 1: no clipping) */
+  clipRatio?: number;
+}
 
 export interface AttentionOptions {
   /**
@@ -47,8 +76,32 @@ export interface AttentionResult {
 export interface Backend {
   readonly name: string;
 
-  /** x [M,K] · wᵀ where w [N,K] (PyTorch nn.Linear layout), + bias [N] -> [M,N] */
-  linear(x: Tensor<'f32'>, w: WeightTensor, bias?: WeightTensor): Tensor<'f32'>;
+  /**
+   * x [M,K] · wᵀ where w [N,K] (PyTorch nn.Linear layout), + bias [N] -> [M,N]. A QuantizedWeight is dequantized
+   * inside the kernel (W4A16/W8A16: f32 activations, f32 accumulation).
+   */
+  linear(x: Tensor<'f32'>, w: LinearWeight, bias?: WeightTensor): Tensor<'f32'>;
+
+  // ---- integer path (docs/quantization.md, "Kernel contract"): ref and native agree bit for bit ----
+
+  /** x [M,K] -> codes [M,K] + scales [M]: optional RMSNorm, optional block Hadamard, symmetric per-row RNE. */
+  quantizeActivations(x: Tensor<'f32'>, options: ActivationQuantOptions): QuantizedActivations;
+
+  /** xq [M,K] (codes) · w [N,K]ᵀ in int32, epilogue in f32 in a fixed order, + bias [N] -> [M,N] */
+  linearInt(xq: QuantizedActivations, w: QuantizedWeight, bias?: WeightTensor): Tensor<'f32'>;
+
+  /** The int32 accumulators of linearInt: xq [M,K], w [N,K] with G = K/groupSize groups -> [M,N,G] (for checks). */
+  linearIntAccumulators(xq: QuantizedActivations, w: QuantizedWeight): Int32Array;
+
+  /** x [M,K] -> [M,K]: each block of `blockSize` columns times the Sylvester Hadamard matrix / √blockSize */
+  fwht(x: Tensor<'f32'>, blockSize: number): Tensor<'f32'>;
+
+  /**
+   * Integer attention: q [T,Hq,Dh], k [S,Hkv,Dh], v [S,Hkv,Dh], each quantized per (token, head). QKᵀ in int32,
+   * softmax in f64 with a portable exp, probabilities·V-scales quantized to u8 per (query, head), PV in int32.
+   * -> out [T,Hq*Dh] (+ probs [Hq,T,S], the f64 softmax rounded to f32)
+   */
+  attentionInt(q: QuantizedActivations, k: QuantizedActivations, v: QuantizedActivations, options: AttentionOptions): AttentionResult;
 
   /** table [V,D], ids [T] -> [T,D] (rows of the embedding table, converted to f32) */
   embedding(table: WeightTensor, ids: Int32Array): Tensor<'f32'>;

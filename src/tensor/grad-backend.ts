@@ -29,6 +29,19 @@ export interface AttentionGrads {
   dv: Tensor<'f32'>;
 }
 
+/** The per-step constants of one AdamW update (see adamwUpdate). */
+export interface AdamWHyper {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** the decoupled weight decay as a factor, 1 - lr·λ (1: none) */
+  decay: number;
+  /** lr / (1 - β1ᵗ) */
+  stepSize: number;
+  /** √(1 - β2ᵗ) */
+  sqrtCorrection2: number;
+}
+
 export interface GradBackend {
   readonly name: string;
 
@@ -72,4 +85,14 @@ export interface GradBackend {
    * A batch split into pieces passes the whole batch's target count as the divisor so the pieces' losses add up.
    */
   crossEntropy(logits: Tensor<'f32'>, labels: Int32Array, divisor?: number): { loss: number; dLogits: Tensor<'f32'> };
+
+  /**
+   * One AdamW update of one parameter in place, torch.optim.AdamW's formula with float64 arithmetic and float32
+   * storage (bit-identical on every backend): m ← β1·m + (1-β1)·g; v ← β2·v + (1-β2)·g·g;
+   * p ← p·decay - stepSize·m / (√v / sqrtCorrection2 + eps). p, g, m, v [n].
+   */
+  adamwUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, hyper: AdamWHyper): void;
+
+  /** Σ x² accumulated in float64 in index order (bit-identical on every backend) */
+  sumOfSquares(x: Float32Array): number;
 }

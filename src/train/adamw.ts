@@ -1,6 +1,7 @@
 // AdamW with decoupled weight decay, as torch.optim.AdamW computes it, on f32 master weights (updated in place).
 // Gradient clipping is Gradients.globalNorm + scale. Moments are f32 and allocated on a parameter's first gradient;
-// `state` (step count, m, v by name) is what a resumable checkpoint saves, so a resumed run continues exactly.
+// `state` (step count, m, v by name) is what a resumable checkpoint saves, so a resumed run continues exactly. The
+// update runs on the gradients' backward backend (native when they came from it); both give identical bits.
 import type { Tensor } from '../tensor/tensor.js';
 import type { Gradients } from './gradients.js';
 import type { ParamStore } from './params.js';
@@ -50,13 +51,7 @@ export class AdamW {
         s.v.set(name, v);
       }
       const decay = weightDecay > 0 && (this.options.decays?.(name, p) ?? true) ? 1 - lr * weightDecay : 1;
-      const w = p.data;
-      for (let i = 0; i < w.length; i++) {
-        const gi = g[i];
-        m[i] = b1 * m[i] + (1 - b1) * gi;
-        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-        w[i] = w[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtCorrection2 + eps);
-      }
+      grads.kernels.adamwUpdate(p.data, g, m, v, { beta1: b1, beta2: b2, eps, decay, stepSize, sqrtCorrection2 });
     }
   }
 }

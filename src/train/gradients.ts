@@ -1,9 +1,14 @@
 // Parameter gradients of one training step, by Hugging Face tensor name, accumulated in float32. A parameter used
-// twice (a tied lm_head, or micro-batches accumulated into one step) gets the sum.
+// twice (a tied lm_head, or micro-batches accumulated into one step) gets the sum. `kernels` is the backward backend
+// that made them; the gradient norm and the optimizer update run on it.
+import type { GradBackend } from '../tensor/grad-backend.js';
+import { refGradBackend } from '../tensor/backends/ref-grad.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export class Gradients {
   private readonly byName = new Map<string, Float32Array>();
+
+  constructor(readonly kernels: GradBackend = refGradBackend) {}
 
   /** grads[name] += g (g is copied the first time, so the caller's tensor is never aliased) */
   add(name: string, g: Tensor<'f32'>): void {
@@ -35,7 +40,7 @@ export class Gradients {
   /** √(Σ g²) over every gradient (for clipping), in float64 */
   globalNorm(): number {
     let sum = 0;
-    for (const g of this.byName.values()) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+    for (const g of this.byName.values()) sum += this.kernels.sumOfSquares(g);
     return Math.sqrt(sum);
   }
 

@@ -97,7 +97,7 @@ export function trainingStep(
   if (batch.length === 0) throw new Error('trainingStep: empty batch');
   const bk = model.backend;
   const gk = model.grad;
-  const grads = options.grads ?? new Gradients();
+  const grads = options.grads ?? new Gradients(gk);
   const hidden = model.llm.config.hidden;
 
   // vision: each backbone over its 3 channels of every image, features concatenated on the channel axis

@@ -310,6 +310,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
     }
     appendLog(logPath, record);
     hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, samplesPerSecond, elapsedSeconds: trainSeconds });
+    await new Promise<void>((resolve) => setImmediate(resolve)); // let signal handlers (Ctrl-C: stop and save) run
     const stop = hooks.shouldStop?.() ?? false;
     const due = (performance.now() - lastSave) / 1000 >= o.saveEverySeconds || (o.saveEverySteps > 0 && step % o.saveEverySteps === 0);
     if (due || step === o.steps || stop) {

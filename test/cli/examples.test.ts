@@ -14,7 +14,9 @@ test('examples/act.ts (the README library example) prints the reference action t
   const readme = fs.readFileSync(nodePath.join(ROOT, 'README.md'), 'utf8');
   const example = fs.readFileSync(nodePath.join(ROOT, 'examples', 'act.ts'), 'utf8');
   assert.ok(readme.includes(example.split('\n').slice(1).join('\n').trim()), 'README and examples/act.ts differ');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/act.ts'], { cwd: ROOT, encoding: 'utf8' });
+  // the `source` export condition resolves 'sqap-vla' to src/index.ts (the tests run on sources; library.test.ts
+  // runs the compiled dist/ with plain node)
+  const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'examples/act.ts'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const printed = r.stdout.replace(/\s+/g, ' ');
   assert.ok(printed.includes(expected.action_token_ids.join(', ')), printed);

@@ -143,7 +143,17 @@ test('synth --preset tiny writes a checkpoint act and bench run; bench --json ha
   const again = cli(['synth', '--preset', 'tiny', '--out', out]);
   assert.equal(again.status, 2);
   assert.match(errorLines(again.stderr)[0], /exists and is not an empty directory/);
-  assert.match(errorLines(cli(['synth', '--preset', 'huge', '--out', out]).stderr)[0], /--preset NAME \(openvla-7b or tiny\), got 'huge'/);
+  assert.match(errorLines(cli(['synth', '--preset', 'huge', '--out', out]).stderr)[0], /--preset NAME \(openvla-7b, tiny, tiny-224\), got 'huge'/);
   assert.match(errorLines(cli(['bench', '--model', out]).stderr)[0], /--variants/);
   fs.rmSync(dir, { recursive: true });
+});
+
+test('compare reports topk_overlap: 1 for a pruned variant against itself, null without a pruning part', () => {
+  const r = cli(['compare', '--model', fixturePath('tiny-openvla'), '--image', IMAGE, '--input-ids', expected.input_ids.join(','), '--variants', 'query@0.5,w4a4+had+query@0.5,w8a8+had', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const rows = (lastJson(r.stdout) as { variants: { name: string; topk_overlap: number | null }[] }).variants;
+  assert.deepEqual(rows.map((v) => v.name), ['query@0.5', 'w4a4+had+query@0.5', 'w8a8+had']);
+  assert.equal(rows[0].topk_overlap, 1);
+  assert.ok(rows[1].topk_overlap! >= 0 && rows[1].topk_overlap! <= 1 && rows[1].topk_overlap! * 8 === Math.round(rows[1].topk_overlap! * 8));
+  assert.equal(rows[2].topk_overlap, null);
 });

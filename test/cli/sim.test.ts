@@ -31,7 +31,7 @@ function tasks(): TaskRow[] {
   if (taskRows) return taskRows;
   const { code, stdout } = cli('tasks', '--json');
   assert.equal(code, 0);
-  taskRows = JSON.parse(stdout) as TaskRow[];
+  taskRows = (JSON.parse(stdout.trim().split('\n').pop()!) as { tasks: TaskRow[] }).tasks;
   return taskRows;
 }
 

@@ -94,3 +94,25 @@ test('sim run --policy model: JSON summary names model and variant; flag mistake
     assert.match(bad.stderr, message);
   }
 });
+
+test('a pruned variant gets the robot context (own end effector + camera) and hands back its mask and timings', async () => {
+  const env = await createEnv('fake_reach_far', 4, { imageSize: 32 });
+  const observation = env.observe({ render: true });
+  const policy = ModelPolicy.load({ model: modelDir, variant: 'sqap@0.5', backend: 'ref' });
+  const { action, timingsMs, overlay } = policy.step(observation);
+  const [x, y, z] = observation.eePosition;
+  const direct = policy.loaded.predict({
+    image: observation.image,
+    inputIds: policy.promptIds(observation.instruction),
+    robot: { eef: [x, y, z], camera: observation.camera },
+  });
+  assert.deepEqual(action, direct.action);
+  assert.equal(direct.keptVisualTokens?.length, 8, 'half of the 16 visual tokens kept');
+  assert.ok(overlay, 'pruned steps come with their overlay');
+  const drawn = overlay(observation.image);
+  assert.deepEqual([drawn.width, drawn.height], [observation.image.width, observation.image.height]);
+  assert.notDeepEqual(drawn.data, observation.image.data, 'dropped patches are darkened');
+  assert.equal(typeof timingsMs.prefill, 'number');
+  assert.equal(typeof timingsMs.decode, 'number');
+  assert.equal(ModelPolicy.load({ model: modelDir, backend: 'ref' }).step(observation).overlay, undefined, 'base draws nothing');
+});

@@ -37,7 +37,7 @@ function suite(isa: NativeIsa, native: GradBackend): void {
 
   it('linearBackward: dx, dw, db at odd sizes, with and without dx/bias', () => {
     use();
-    for (const [m, k, n] of [[1, 1, 1], [7, 33, 19], [53, 97, 70], [130, 64, 48]]) {
+    for (const [m, k, n] of [[1, 1, 1], [7, 33, 19], [53, 97, 70], [130, 64, 48], [301, 131, 70]]) {
       const dy = uniform(rng, [m, n]);
       const x = uniform(rng, [m, k]);
       const w = uniform(rng, [n, k]);
@@ -124,6 +124,22 @@ function suite(isa: NativeIsa, native: GradBackend): void {
     const e = ref.crossEntropy(logits, labels, 20);
     assert.ok(Math.abs(a.loss - e.loss) <= GRAD_TOLERANCE.elementwise.atol + GRAD_TOLERANCE.elementwise.rtol * Math.abs(e.loss), `${a.loss} vs ${e.loss}`);
     assertClose(a.dLogits, e.dLogits, GRAD_TOLERANCE.elementwise, 'dLogits');
+  });
+
+  it('adamwUpdate and sumOfSquares: the same bits as ref', () => {
+    use();
+    const n = 1037;
+    const start = () => [uniform(rng, [n]).data, uniform(rng, [n], 1e-3).data, uniform(rng, [n], 1e-2).data, uniform(rng, [n], 1e-4).data];
+    const [p, g, m, v] = start();
+    for (let i = 0; i < n; i++) v[i] = Math.abs(v[i]);
+    g[0] = 0;
+    g[1] = 1e-12;
+    const copies = [p, g, m, v].map((a) => Float32Array.from(a));
+    const hyper = { beta1: 0.9, beta2: 0.999, eps: 1e-8, decay: 1 - 1e-3 * 0.01, stepSize: 1e-3 / (1 - 0.9 ** 3), sqrtCorrection2: Math.sqrt(1 - 0.999 ** 3) };
+    native.adamwUpdate(p, g, m, v, hyper);
+    ref.adamwUpdate(copies[0], copies[1], copies[2], copies[3], hyper);
+    assert.deepEqual([p, m, v], [copies[0], copies[2], copies[3]]);
+    assert.equal(native.sumOfSquares(p), ref.sumOfSquares(p));
   });
 
   it('rejects bad arguments with an error naming the op', () => {

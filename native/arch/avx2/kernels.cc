@@ -143,37 +143,25 @@ inline void micro_row(float* out, const float* x, const void* w, int K, int n, i
   }
 }
 
-// Columns [nb0, nb1) (a block of weight rows small enough for L1/L2) against all packed row tiles, for K block
-// [k0, k1). The packed x tile (kMR × kKC floats) stays in L1 while it meets every weight tile of the block.
 template <WeightType W>
-inline void column_block(float* out, const float* packed, const void* w, int M, int K, int N, int nb0, int nb1, int k0,
-                         int k1) {
-  const size_t tile_floats = static_cast<size_t>(chunks_of(K)) * kMR * kLanes;
-  const float* xp = packed + static_cast<size_t>(k0 / kLanes) * kMR * kLanes;
-  for (int m = 0; m < M; m += kMR, xp += tile_floats) {
-    const int rows = M - m < kMR ? M - m : kMR;
-    float* out_tile = out + static_cast<size_t>(m) * N;
-    int n = nb0;
-    for (; n + kNR <= nb1; n += kNR) micro_packed<W, kNR>(out_tile, N, rows, xp, w, K, n, k0, k1);
-    for (; n < nb1; n++) micro_packed<W, 1>(out_tile, N, rows, xp, w, K, n, k0, k1);
+struct Tile {
+  static constexpr int kMR = ::sqap::kMR, kNR = ::sqap::kNR, kLanes = ::sqap::kLanes, kKC = ::sqap::kKC,
+                       kNB = ::sqap::kNB, kRowNR = 4;
+  template <int NR>
+  static void packed(float* out, int N, int rows, const float* xp, const void* w, int K, int n, int k0, int k1) {
+    micro_packed<W, NR>(out, N, rows, xp, w, K, n, k0, k1);
   }
-}
+  template <int NR>
+  static void row(float* out, const float* x, const void* w, int K, int n, int k0, int k1) {
+    micro_row<W, NR>(out, x, w, K, n, k0, k1);
+  }
+};
+
+#include "../linear_blocking.h"
 
 template <WeightType W>
 void linear_columns(float* out, const float* xs, const void* w, int M, int K, int N, int n0, int n1) {
-  if (M == 1) {
-    // GEMV is memory-bound: stream whole weight rows, 4 per x load; nothing to pack or block
-    int n = n0;
-    for (; n + 4 <= n1; n += 4) micro_row<W, 4>(out, xs, w, K, n, 0, K);
-    for (; n < n1; n++) micro_row<W, 1>(out, xs, w, K, n, 0, K);
-    return;
-  }
-  for (int k0 = 0; k0 < K; k0 += kKC) {
-    const int k1 = k0 + kKC < K ? k0 + kKC : K;
-    for (int nb0 = n0; nb0 < n1; nb0 += kNB) {
-      column_block<W>(out, xs, w, M, K, N, nb0, nb0 + kNB < n1 ? nb0 + kNB : n1, k0, k1);
-    }
-  }
+  blocked_linear_columns<Tile<W>>(out, xs, w, M, K, N, n0, n1);
 }
 
 void linear_columns_avx2(float* out, const float* xs, const void* w, WeightType w_type, int M, int K, int N, int n0,
@@ -185,6 +173,9 @@ void linear_columns_avx2(float* out, const float* xs, const void* w, WeightType 
       return linear_columns<WeightType::bf16>(out, xs, w, M, K, N, n0, n1);
     case WeightType::f16:
       return linear_columns<WeightType::f16>(out, xs, w, M, K, N, n0, n1);
+    case WeightType::i8:
+    case WeightType::i4:
+      return;  // integer weights go through linear_int / linear_dequant
   }
 }
 
@@ -212,7 +203,12 @@ void axpy_avx2(float* y, float alpha, const float* x, int n) {
 }  // namespace
 
 const KernelTable kAvx2Kernels = {Isa::avx2, linear_packed_size_avx2, linear_pack_avx2, linear_columns_avx2,
-                                  dot_avx2,   axpy_avx2,               gelu_avx2,        silu_mul_avx2};
+                                  dot_avx2,   axpy_avx2,               gelu_avx2,        silu_mul_avx2,
+                                  int_gemm_avx2, quantize_row_avx2};
+// AVX2 + AVX-VNNI: the same float kernels, vpdpbusd for the integer GEMM
+const KernelTable kAvxVnniKernels = {Isa::avxvnni, linear_packed_size_avx2, linear_pack_avx2, linear_columns_avx2,
+                                     dot_avx2,     axpy_avx2,               gelu_avx2,        silu_mul_avx2,
+                                     int_gemm_avxvnni, quantize_row_avx2};
 
 }  // namespace sqap
 
@@ -226,7 +222,9 @@ const KernelTable kAvx2Kernels = {Isa::avx2, linear_packed_size_avx2, linear_pac
 
 namespace sqap {
 const KernelTable kAvx2Kernels = {Isa::generic, linear_packed_size_generic, linear_pack_generic, linear_columns_generic,
-                                  dot_generic,   axpy_generic,               gelu_generic,        silu_mul_generic};
+                                  dot_generic,   axpy_generic,               gelu_generic,        silu_mul_generic,
+                                  int_gemm_generic, quantize_row_generic};
+const KernelTable kAvxVnniKernels = kAvx2Kernels;
 }
 
 #endif

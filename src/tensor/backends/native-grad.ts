@@ -3,7 +3,7 @@
 // again). If the addon is not built, or was built without the backward kernels, nativeGradBackend is undefined and
 // grad-index.ts falls back to ref.
 import { createRequire } from 'node:module';
-import type { AttentionGrads, GradBackend, LinearGrads } from '../grad-backend.js';
+import type { AdamWHyper, AttentionGrads, GradBackend, LinearGrads } from '../grad-backend.js';
 import { sameShape, Tensor } from '../tensor.js';
 import { NATIVE_ADDON_PATH } from './native.js';
 
@@ -24,6 +24,9 @@ interface GradAddon {
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, q: Float32Array,
     k: Float32Array, v: Float32Array, T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
   crossEntropy(dlogits: Float32Array, logits: Float32Array, labels: Int32Array, T: number, V: number, divisor: number): number;
+  adamwUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, beta1: number, beta2: number, eps: number,
+    decay: number, stepSize: number, sqrtCorrection2: number): void;
+  sumOfSquares(x: Float32Array): number;
 }
 
 function loadGradAddon(): GradAddon | undefined {
@@ -139,6 +142,15 @@ function makeGradBackend(native: GradAddon): GradBackend {
       const dLogits = new Float32Array(logits.size);
       const loss = native.crossEntropy(dLogits, logits.data, labels, logits.shape[0], logits.shape[1], divisor);
       return { loss, dLogits: Tensor.f32(logits.shape, dLogits) };
+    },
+
+    adamwUpdate(p, g, m, v, h: AdamWHyper) {
+      check(g.length === p.length && m.length === p.length && v.length === p.length, () => `adamwUpdate: lengths ${p.length}, ${g.length}, ${m.length}, ${v.length}`);
+      native.adamwUpdate(p, g, m, v, h.beta1, h.beta2, h.eps, h.decay, h.stepSize, h.sqrtCorrection2);
+    },
+
+    sumOfSquares(x) {
+      return native.sumOfSquares(x);
     },
   };
 }

@@ -4,11 +4,14 @@
 // and backends/index.ts falls back to ref.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { AttentionOptions, AttentionResult, AttentionScores, Backend, WeightTensor } from '../backend.js';
+import type { AttentionOptions, AttentionResult, AttentionScores, Backend, QuantizedActivations, WeightTensor } from '../backend.js';
+import { floatFormat, isQuantizedWeight, WEIGHT_FORMATS, type QuantizedWeight } from '../formats.js';
+import { checkHadamardBlock } from './ref-int.js';
 import { sameShape, shapeSize, Tensor } from '../tensor.js';
 
-export type NativeIsa = 'generic' | 'avx2' | 'avx512';
-export const NATIVE_ISAS: readonly NativeIsa[] = ['generic', 'avx2', 'avx512'];
+/** avxvnni = AVX2 + AVX-VNNI; avx512 = F/BW/VL without VNNI; avx512vnni = AVX-512 + AVX512-VNNI (native/README.md) */
+export type NativeIsa = 'generic' | 'avx2' | 'avxvnni' | 'avx512' | 'avx512vnni';
+export const NATIVE_ISAS: readonly NativeIsa[] = ['generic', 'avx2', 'avxvnni', 'avx512', 'avx512vnni'];
 
 export interface NativeInfo {
   /** the instruction-set path the kernels use now */
@@ -23,7 +26,7 @@ export interface NativeInfo {
 
 type WeightArray = Float32Array | Uint16Array;
 
-/** The addon's exports (native/binding.cc). Weight type codes: 0 f32, 1 bf16, 2 f16. Outputs are passed in. */
+/** The addon's exports (native/binding.cc). Weight type codes: WEIGHT_FORMATS (src/tensor/formats.ts). Outputs are passed in. */
 interface Addon {
   linear(out: Float32Array, x: Float32Array, w: WeightArray, wType: number, bias: WeightArray | null,
     biasType: number, M: number, K: number, N: number): void;
@@ -39,6 +42,22 @@ interface Addon {
   rope(out: Float32Array, x: Float32Array, positions: Int32Array, T: number, H: number, Dh: number, theta: number): void;
   attention(out: Float32Array, probs: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array,
     T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
+  intWeightLayout(type: number, N: number, K: number, group: number): { bytes: number; scales: number };
+  packIntWeight(packed: Uint8Array, packedScales: Float32Array, codes: Int8Array | Uint8Array, scales: Float32Array,
+    type: number, N: number, K: number, group: number): void;
+  quantizeActivations(codes: Int8Array, scales: Float32Array, x: Float32Array, M: number, K: number, bits: number,
+    hasNorm: boolean, normWeight: WeightArray | null, normType: number, eps: number, hadBlock: number, clip: number): void;
+  linearInt(out: Float32Array, acc: Int32Array | null, xCodes: Int8Array, xScales: Float32Array, wPacked: Uint8Array,
+    wScales: Float32Array, wType: number, M: number, K: number, N: number, group: number, bias: WeightArray | null,
+    biasType: number): void;
+  linearDequant(out: Float32Array, x: Float32Array, codes: Int8Array | Uint8Array, scales: Float32Array, wType: number,
+    group: number, bias: WeightArray | null, biasType: number, M: number, K: number, N: number): void;
+  fwht(out: Float32Array, x: Float32Array, M: number, K: number, block: number): void;
+  attentionInt(out: Float32Array, probs: Float32Array | null, q: Int8Array, qScales: Float32Array, k: Int8Array,
+    kScales: Float32Array, v: Int8Array, vScales: Float32Array, T: number, S: number, Hq: number, Hkv: number,
+    Dh: number, causal: boolean): void;
+  weightTypes(): Record<string, number>;
+  streamRead(buffer: Uint8Array): number;
   attentionScores(keyTotals: Float32Array | null, queryProbs: Float32Array | null, rows: Int32Array, q: Float32Array,
     k: Float32Array, T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
   setIsa(isa: NativeIsa): void;
@@ -67,12 +86,31 @@ function check(condition: boolean, message: () => string): asserts condition {
   if (!condition) throw new Error(`native backend: ${message()}`);
 }
 
-const WEIGHT_TYPE = { f32: 0, bf16: 1, f16: 2 } as const;
-
 function weightType(w: WeightTensor): number {
-  const code = WEIGHT_TYPE[w.dtype as keyof typeof WEIGHT_TYPE];
-  check(code !== undefined, () => `weights must be f32, bf16 or f16, got ${w.dtype}`);
-  return code;
+  return floatFormat(w.dtype).code;
+}
+
+/**
+ * The kernel layout of an integer weight (native/kernels.h), packed on first use and cached per weight object.
+ * The cache holds a second copy of the codes (same size) for as long as the weight lives.
+ */
+const packedWeights = new WeakMap<QuantizedWeight, { codes: Uint8Array; scales: Float32Array }>();
+
+function packed(native: Addon, w: QuantizedWeight): { codes: Uint8Array; scales: Float32Array } {
+  let p = packedWeights.get(w);
+  if (!p) {
+    const [n, k] = w.shape;
+    const type = WEIGHT_FORMATS[w.format].code;
+    const layout = native.intWeightLayout(type, n, k, w.groupSize);
+    p = { codes: new Uint8Array(layout.bytes), scales: new Float32Array(layout.scales) };
+    native.packIntWeight(p.codes, p.scales, w.codes, w.scales, type, n, k, w.groupSize);
+    packedWeights.set(w, p);
+  }
+  return p;
+}
+
+function intRows(a: QuantizedActivations): number {
+  return shapeSize(a.shape.slice(0, -1));
 }
 
 function lastDim(x: Tensor): number {
@@ -91,6 +129,16 @@ function makeBackend(native: Addon): Backend {
 
     // x [..., K] · w [N,K]ᵀ + bias [N] -> [..., N]
     linear(x, w, bias) {
+      if (isQuantizedWeight(w)) {
+        // W4A16/W8A16: dequantized 16 rows at a time inside the kernel (contract W2)
+        const [n, k] = w.shape;
+        check(lastDim(x) === k && (!bias || bias.size === n), () => `linear: x ${x}, bias ${bias} do not match w [${w.shape}]`);
+        const m = leadingRows(x);
+        const out = new Float32Array(m * n);
+        native.linearDequant(out, x.data, w.codes, w.scales, WEIGHT_FORMATS[w.format].code, w.groupSize,
+          bias ? bias.data : null, bias ? weightType(bias) : 0, m, k, n);
+        return Tensor.f32([...x.shape.slice(0, -1), n], out);
+      }
       check(w.rank === 2 && lastDim(x) === w.shape[1], () => `linear: x ${x} does not match w ${w}`);
       const [n, k] = w.shape;
       check(!bias || bias.size === n, () => `linear: bias ${bias} does not match w ${w}`);
@@ -181,6 +229,72 @@ function makeBackend(native: Addon): Backend {
         scores: options.scores ? attentionScores(native, q, k, options) : undefined,
       };
     },
+
+    // x [..., K] -> codes [..., K], scales [rows]
+    quantizeActivations(x, options) {
+      const k = lastDim(x);
+      const m = leadingRows(x);
+      check(options.bits === 4 || options.bits === 8, () => `quantizeActivations: bits must be 4 or 8, got ${options.bits}`);
+      if (options.hadamardBlock !== undefined) checkHadamardBlock(k, options.hadamardBlock);
+      const clip = options.clipRatio ?? 1;
+      check(clip > 0 && clip <= 1, () => `quantizeActivations: clipRatio must be in (0, 1], got ${clip}`);
+      const norm = options.rmsNorm;
+      check(!norm?.weight || norm.weight.size === k, () => `quantizeActivations: norm weight does not match width ${k}`);
+      const codes = new Int8Array(m * k);
+      const scales = new Float32Array(m);
+      native.quantizeActivations(codes, scales, x.data, m, k, options.bits, norm !== undefined, norm?.weight?.data ?? null,
+        norm?.weight ? weightType(norm.weight) : 0, norm?.eps ?? 0, options.hadamardBlock ?? 0, clip);
+      return { shape: [...x.shape], bits: options.bits, codes, scales };
+    },
+
+    // xq [..., K] · w [N,K]ᵀ + bias [N] -> [..., N]
+    linearInt(xq, w, bias) {
+      const [n, k] = w.shape;
+      check(xq.shape[xq.shape.length - 1] === k && (!bias || bias.size === n), () => `linearInt: activations [${xq.shape}] do not match weight [${w.shape}]`);
+      const m = intRows(xq);
+      const p = packed(native, w);
+      const out = new Float32Array(m * n);
+      native.linearInt(out, null, xq.codes, xq.scales, p.codes, p.scales, WEIGHT_FORMATS[w.format].code, m, k, n,
+        w.groupSize, bias ? bias.data : null, bias ? weightType(bias) : 0);
+      return Tensor.f32([...xq.shape.slice(0, -1), n], out);
+    },
+
+    // -> acc [M,N,G]
+    linearIntAccumulators(xq, w) {
+      const [n, k] = w.shape;
+      check(xq.shape[xq.shape.length - 1] === k, () => `linearInt: activations [${xq.shape}] do not match weight [${w.shape}]`);
+      const m = intRows(xq);
+      const p = packed(native, w);
+      const acc = new Int32Array((m * n * k) / w.groupSize);
+      native.linearInt(new Float32Array(m * n), acc, xq.codes, xq.scales, p.codes, p.scales,
+        WEIGHT_FORMATS[w.format].code, m, k, n, w.groupSize, null, 0);
+      return acc;
+    },
+
+    // x [..., K] -> [..., K]
+    fwht(x, blockSize) {
+      const k = lastDim(x);
+      checkHadamardBlock(k, blockSize);
+      const out = new Float32Array(x.size);
+      native.fwht(out, x.data, leadingRows(x), k, blockSize);
+      return Tensor.f32(x.shape, out);
+    },
+
+    // q [T,Hq,Dh], k/v [S,Hkv,Dh] -> out [T,Hq*Dh] (+ probs [Hq,T,S])
+    attentionInt(q, k, v, options) {
+      check(q.shape.length === 3 && k.shape.length === 3 && sameShape(k.shape, v.shape), () => `attentionInt: q [${q.shape}], k [${k.shape}], v [${v.shape}]`);
+      const [tokens, qHeads, headDim] = q.shape;
+      const [keys, kvHeads] = k.shape;
+      check(k.shape[2] === headDim, () => `attentionInt: q [${q.shape}] and k [${k.shape}] differ in head size`);
+      const out = new Float32Array(tokens * qHeads * headDim);
+      const probs = options.returnProbs ? new Float32Array(qHeads * tokens * keys) : null;
+      native.attentionInt(out, probs, q.codes, q.scales, k.codes, k.scales, v.codes, v.scales, tokens, keys, qHeads,
+        kvHeads, headDim, options.causal);
+      return {
+        out: Tensor.f32([tokens, qHeads * headDim], out),
+        probs: probs ? Tensor.f32([qHeads, tokens, keys], probs) : undefined,
+      };
+    },
   };
 }
 
@@ -200,6 +314,17 @@ function attentionScores(native: Addon, q: Tensor<'f32'>, k: Tensor<'f32'>, opti
 
 /** The native backend, or undefined when the addon is not built (see nativeLoadError()). */
 export const nativeBackend: Backend | undefined = addon ? makeBackend(addon) : undefined;
+
+/** The addon's WeightType codes by name (formats.test.ts checks them against WEIGHT_FORMATS); undefined if not built. */
+export function nativeWeightTypes(): Record<string, number> | undefined {
+  return addon?.weightTypes();
+}
+
+/** Streams `buffer` through every pool thread once (benchmarks time it to measure memory bandwidth). */
+export function nativeStreamRead(buffer: Uint8Array): number {
+  check(addon !== undefined, () => `the addon is not built (${loadError})`);
+  return addon.streamRead(buffer);
+}
 
 /** Why the addon did not load, or undefined when it did. */
 export function nativeLoadError(): string | undefined {

@@ -1,6 +1,6 @@
 // The reference backward kernels: each op's vector-Jacobian product written as the math, in float64 JS numbers,
 // results stored as float32. The oracle native-grad.ts is tested against; finite differences test it.
-import type { AttentionGrads, GradBackend, LinearGrads } from '../grad-backend.js';
+import type { AdamWHyper, AttentionGrads, GradBackend, LinearGrads } from '../grad-backend.js';
 import { sameShape, Tensor } from '../tensor.js';
 import { erf } from './ref.js';
 
@@ -265,6 +265,23 @@ function crossEntropy(logits: Tensor<'f32'>, labels: Int32Array, divisor = label
   return { loss: loss / divisor, dLogits: Tensor.f32(logits.shape, dLogits) };
 }
 
+function adamwUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, h: AdamWHyper): void {
+  assert(g.length === p.length && m.length === p.length && v.length === p.length, () => `adamwUpdate: lengths ${p.length}, ${g.length}, ${m.length}, ${v.length}`);
+  const { beta1, beta2, eps, decay, stepSize, sqrtCorrection2 } = h;
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i];
+    m[i] = beta1 * m[i] + (1 - beta1) * gi;
+    v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
+    p[i] = p[i] * decay - (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtCorrection2 + eps);
+  }
+}
+
+function sumOfSquares(x: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += x[i] * x[i];
+  return sum;
+}
+
 export const refGradBackend: GradBackend = {
   name: 'ref',
   linearBackward,
@@ -277,4 +294,6 @@ export const refGradBackend: GradBackend = {
   ropeBackward,
   attentionBackward,
   crossEntropy,
+  adamwUpdate,
+  sumOfSquares,
 };

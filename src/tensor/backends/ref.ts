@@ -1,7 +1,9 @@
 // The reference backend: plain TypeScript loops, written to be obviously right rather than fast. It is the
 // oracle every other backend is tested against. Math in float64 JS numbers, results stored as float32.
-import type { AttentionOptions, AttentionResult, Backend, WeightTensor } from '../backend.js';
+import type { AttentionOptions, AttentionResult, Backend, LinearWeight, WeightTensor } from '../backend.js';
 import { floatAt, type AnyTypedArray } from '../dtype.js';
+import { codeAt, isQuantizedWeight, scaleAt } from '../formats.js';
+import { attentionInt, fwht, linearInt, linearIntAccumulators, quantizeActivations } from './ref-int.js';
 import { sameShape, Tensor } from '../tensor.js';
 
 /** The message is built only on failure: formatting shapes on every call would cost more than small kernels. */
@@ -16,13 +18,23 @@ function reader(w: WeightTensor): (i: number) => number {
   return (i) => floatAt(w.dtype, data, i);
 }
 
+/** Element reader of a linear weight as w[n·K + k]; integer weights dequantize to f32(code · scale). */
+function linearReader(w: LinearWeight): (i: number) => number {
+  if (!isQuantizedWeight(w)) return reader(w);
+  const K = w.shape[1];
+  return (i) => {
+    const n = Math.floor(i / K);
+    return Math.fround(codeAt(w, n, i - n * K) * scaleAt(w, n, i - n * K));
+  };
+}
+
 /** x [M,K] · w[N,K]ᵀ + bias[N] -> [M,N] */
-function linear(x: Tensor<'f32'>, w: WeightTensor, bias?: WeightTensor): Tensor<'f32'> {
+function linear(x: Tensor<'f32'>, w: LinearWeight, bias?: WeightTensor): Tensor<'f32'> {
   const [n, k] = w.shape;
-  assert(w.rank === 2 && x.shape[x.rank - 1] === k, () => `linear: x ${x} does not match w ${w}`);
+  assert(w.shape.length === 2 && x.shape[x.rank - 1] === k, () => `linear: x ${x} does not match w [${w.shape}]`);
   const m = x.size / k;
   const out = new Float32Array(m * n);
-  const wAt = reader(w);
+  const wAt = linearReader(w);
   const bAt = bias ? reader(bias) : undefined;
   // Convert one weight row at a time so the inner loop is a plain dot product.
   const row = new Float64Array(k);
@@ -229,4 +241,9 @@ export const refBackend: Backend = {
   scaleChannels,
   rope,
   attention,
+  quantizeActivations,
+  linearInt,
+  linearIntAccumulators,
+  fwht,
+  attentionInt,
 };

@@ -1,0 +1,126 @@
+// AVX2 integer GEMM (no VNNI): vpmaddubsw + vpmaddwd. vpmaddubsw multiplies u8 by s8 and adds pairs with int16
+// SATURATION, so the operands are chosen so a pair can never exceed 32767:
+//   i8: w = packed byte ^ 0x80 (the signed code); a = |w| (u8, <= 128), b = sign(x, w) (x's sign flipped where w < 0,
+//       |x| <= 127 because activation codes are never -128): |a·b| <= 128·127, a pair <= 32512 < 32767.
+//   i4: a = biased nibble (0..15), b = x: a pair <= 2·15·127 = 3810; the +8 bias is removed by the driver's row sums.
+// Also the integer GEMM of the avx512 path (AVX-512 without VNNI).
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "../../kernel_table.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+namespace sqap {
+
+namespace {
+
+struct Ops {
+  using V = __m256i;
+  using VF = __m256;
+  static constexpr int kLanes = 8;
+  static constexpr int kBiasI8 = 0;  // dot_i8 undoes the +128 itself
+  static V zero() { return _mm256_setzero_si256(); }
+  static V load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static V bcast4(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+  }
+  static V dot_i8(V acc, V w, V x) {
+    const V ws = _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));
+    const V pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(ws), _mm256_sign_epi8(x, ws));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  }
+  static V dot_u4(V acc, V w, V x) {
+    const V pairs = _mm256_maddubs_epi16(w, x);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  }
+  static V low4(V v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }
+  static V high4(V v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)); }
+  static V sub(V a, V b) { return _mm256_sub_epi32(a, b); }
+  static V loadi(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static V set1(int32_t v) { return _mm256_set1_epi32(v); }
+  static void store(int32_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+  static VF tof(V v) { return _mm256_cvtepi32_ps(v); }
+  static VF fzero() { return _mm256_setzero_ps(); }
+  static VF fload(const float* p) { return _mm256_loadu_ps(p); }
+  static void fstore(float* p, VF v) { _mm256_storeu_ps(p, v); }
+  static VF fmul(VF a, VF b) { return _mm256_mul_ps(a, b); }
+  static VF fadd(VF a, VF b) { return _mm256_add_ps(a, b); }
+  static VF fset1(float v) { return _mm256_set1_ps(v); }
+};
+
+#include "../int_gemm.h"
+
+}  // namespace
+
+// Contract Q3–Q5 with 8 lanes: max of |h| (exact), division (correctly rounded), vroundps to nearest-even, clamp.
+float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 vmax = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= K; k += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(h + k)));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  float amax = 0.0f;
+  for (float v : lanes) amax = amax > v ? amax : v;
+  for (; k < K; k++) {
+    const float a = h[k] < 0 ? -h[k] : h[k];
+    amax = amax > a ? amax : a;
+  }
+  if (clip != 1.0f) amax = amax * clip;
+  const float scale = amax / qmax;
+  if (scale == 0.0f) {
+    std::memset(codes, 0, K);
+    return scale;
+  }
+  const __m256 vs = _mm256_set1_ps(scale), hi = _mm256_set1_ps(qmax), lo = _mm256_set1_ps(-qmax);
+  for (k = 0; k + 8 <= K; k += 8) {
+    __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(h + k), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+    const __m256i i32 = _mm256_cvtps_epi32(q);
+    const __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + k), _mm_packs_epi16(i16, i16));
+  }
+  for (; k < K; k++) {
+    const float q = __builtin_nearbyintf(h[k] / scale);
+    codes[k] = static_cast<int8_t>(q > qmax ? qmax : (q < -qmax ? -qmax : q));
+  }
+  return scale;
+}
+
+// 6 rows × 16 columns: 12 ymm accumulators + 2 weight vectors + 1 broadcast of the 16 registers
+void int_gemm_avx2(const IntGemmArgs& a, int b0, int b1) {
+  if (a.i4) int_columns<Ops, true, 6, 2>(a, b0, b1);
+  else int_columns<Ops, false, 6, 2>(a, b0, b1);
+}
+
+}  // namespace sqap
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else  // not x86-64 GCC/Clang
+
+namespace sqap {
+void int_gemm_avx2(const IntGemmArgs& a, int b0, int b1) { int_gemm_generic(a, b0, b1); }
+float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
+  return quantize_row_generic(codes, h, K, qmax, clip);
+}
+}
+
+#endif
