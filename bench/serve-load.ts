@@ -6,13 +6,15 @@
 //     every request must be answered;
 //   - resident memory of the server process before and after --memory-requests requests (target growth < 5%).
 // The server runs as a child process (`bin/sqap-vla.js serve`), so its memory and event loop are its own.
-// Run: npx tsx bench/serve-load.ts [--model DIR] [--seconds 10] [--rounds 5] [--memory-requests 1000]
+// Run: npx tsx bench/serve-load.ts [--model DIR] [--image FILE] [--seconds 10] [--rounds 5] [--memory-requests 1000]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import nodePath from 'node:path';
 import { parseArgs } from 'node:util';
 import { readImageFile } from '../src/io/image.js';
+import { instructionInputIds } from '../src/models/prompt.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
 import { loadPolicy } from '../src/policy.js';
 import { getBackend } from '../src/tensor/backends/index.js';
 
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     model: { type: 'string' },
     variant: { type: 'string', default: 'base' },
     instruction: { type: 'string', default: 'pick up the red cube' },
+    image: { type: 'string' },
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '5' },
     'steps-per-round': { type: 'string', default: '20' },
@@ -34,7 +37,7 @@ const { values } = parseArgs({
 });
 const modelDir = values.model ?? (fs.existsSync('models/tabletop-policy/config.json') ? 'models/tabletop-policy' : 'models/tiny-openvla');
 const hasTokenizer = fs.existsSync(nodePath.join(modelDir, 'tokenizer.json'));
-const imagePath = nodePath.join(modelDir, 'image.png');
+const imagePath = values.image ?? nodePath.join(modelDir, 'image.png');
 const image = readImageFile(fs.existsSync(imagePath) ? imagePath : 'models/tiny-openvla/image.png');
 const body = JSON.stringify({
   image: { __numpy__: Buffer.from(image.data).toString('base64'), dtype: '|u1', shape: [image.height, image.width, 3] },
@@ -51,6 +54,7 @@ const median = (xs: number[]) => quantile(xs, 0.5);
 
 // ---- the server ----
 const server = spawn(process.execPath, [BIN, 'serve', '--model', modelDir, '--variant', values.variant!, '--port', '0', '--max-queue', values['max-queue']!], { stdio: ['ignore', 'pipe', 'inherit'] });
+process.on('exit', () => server.kill('SIGKILL')); // never leave the server behind, even when this script fails
 let serverLog = '';
 const url = await new Promise<string>((resolve, reject) => {
   server.stdout.on('data', (chunk) => {
@@ -125,7 +129,8 @@ async function runLevel(clients: number, seconds: number, maxRequests = Infinity
 
 // ---- bare step vs server at concurrency 1, interleaved ----
 const policy = loadPolicy(modelDir, values.variant!, { backend: getBackend('auto') });
-const inputIds = TINY_INPUT_IDS; // the bare step and the server run the same prompt ids when the model has no tokenizer
+// the same prompt ids the server runs: given ids, or the instruction tokenized as the server (and act) does
+const inputIds = hasTokenizer ? instructionInputIds(loadTokenizer(modelDir), values.instruction!) : TINY_INPUT_IDS;
 const bareStep = () => {
   const t = performance.now();
   policy.predict({ image, inputIds });
@@ -138,12 +143,14 @@ const bare: number[] = [];
 const served: number[] = [];
 const rounds = Number(values.rounds);
 const perRound = Number(values['steps-per-round']);
+// each round's first WARM_PER_ROUND steps are dropped on both sides (the side that sat idle starts cold)
+const WARM_PER_ROUND = 3;
 for (let round = 0; round < rounds; round++) {
-  for (let i = 0; i < perRound; i++) bare.push(bareStep());
-  served.push(...(await runLevel(1, 3600, perRound)).ok);
+  bare.push(...Array.from({ length: perRound + WARM_PER_ROUND }, bareStep).slice(WARM_PER_ROUND));
+  served.push(...(await runLevel(1, 3600, perRound + WARM_PER_ROUND)).ok.slice(WARM_PER_ROUND));
 }
 const overhead = median(served) / median(bare) - 1;
-console.log(`\nbare policy step vs POST /act at 1 client, ${rounds} interleaved rounds of ${perRound}:`);
+console.log(`\nbare policy step vs POST /act at 1 client, ${rounds} interleaved rounds of ${perRound} (after ${WARM_PER_ROUND} warm-up steps each):`);
 console.log(`  bare step p50 ${median(bare).toFixed(2)} ms, server p50 ${median(served).toFixed(2)} ms -> overhead ${(overhead * 100).toFixed(1)}% (target <= 5%)`);
 
 // ---- 1, 4, 16 clients ----

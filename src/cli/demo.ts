@@ -77,14 +77,14 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
         frame: result.frame,
         task,
         seed,
-        panels: result.panels.map((p) => ({ variant: p.variant, success: p.success, steps: p.steps, step_ms: p.stepMsMedian })),
+        panels: result.panels.map((p) => ({ variant: p.variant, success: p.success, steps: p.steps, step_ms: p.stepMsMedian, ...(p.failureReason ? { failure_reason: p.failureReason } : {}) })),
         unavailable: result.unavailable.map((u) => u.variant),
       }),
     );
     return 0;
   }
   for (const panel of result.panels) {
-    console.log(`${panel.variant}: ${panel.success ? 'success' : 'failure'} in ${panel.steps} steps, median policy step ${panel.stepMsMedian.toFixed(1)} ms`);
+    console.log(`${panel.variant}: ${panel.success ? 'success' : 'failure'} in ${panel.steps} steps, median policy step ${panel.stepMsMedian.toFixed(1)} ms${panel.failureReason ? ` (${panel.failureReason})` : ''}`);
   }
   if (result.panels.length < 2) console.log(`no accelerated variant is available in this build (${result.unavailable.map((u) => u.variant).join(', ')}): the GIF shows base alone`);
   console.log(`demo: ${result.gif}`);

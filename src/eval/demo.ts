@@ -31,6 +31,8 @@ export interface DemoOptions {
 export interface DemoPanel {
   variant: string;
   success: boolean;
+  /** why the episode ended early (policy or env error), if it did */
+  failureReason?: string;
   steps: number;
   stepMsMedian: number;
   stepMs: number[];
@@ -69,18 +71,24 @@ async function runOne(policy: ModelPolicy, options: DemoOptions): Promise<Lockst
   return episode;
 }
 
-function panelFrame(episode: LockstepEpisode, variant: string, t: number, baseMs: number): RgbImage {
-  const last = episode.frames!.length - 1;
-  const index = Math.min(t, last);
+function panelFrame(episode: LockstepEpisode, variant: string, t: number, baseMs: number, size: { width: number; height: number }): RgbImage {
+  const frames = episode.frames ?? [];
+  const last = frames.length - 1;
+  const index = Math.max(0, Math.min(t, last));
   const overlay = episode.masks?.[index];
-  const frame = overlay ? overlay(episode.frames![index]) : episode.frames![index];
+  // an episode that failed before its first action has no frame: a black panel says so
+  const raw = frames[index] ?? { ...size, data: new Uint8Array(size.width * size.height * 3) };
+  const frame = overlay ? overlay(raw) : raw;
   const image: RgbImage = { width: frame.width, height: frame.height + BAND, data: new Uint8Array(frame.width * (frame.height + BAND) * 3) };
   image.data.set(frame.data);
   const ms = episode.stepTimings[index]?.total ?? Number.NaN;
-  const status = t >= last ? (episode.success ? 'SUCCESS' : 'FAILED') : `STEP ${index}`;
-  const speed = variant === 'base' ? '' : ` ${(baseMs / median(episode.stepTimings.map((s) => s.total))).toFixed(1)}X`;
+  const ended = t >= last;
+  const status = ended ? (episode.success ? 'SUCCESS' : episode.failureReason ? 'ERROR' : 'FAILED') : `STEP ${index}`;
+  const stepMs = median(episode.stepTimings.map((s) => s.total));
+  const speed = variant === 'base' || !Number.isFinite(stepMs) ? '' : ` ${(baseMs / stepMs).toFixed(1)}X`;
   drawText(image, variant, 4, frame.height + 4, [255, 255, 255], variant.length * 12 > frame.width - 8 ? 1 : 2);
-  drawText(image, `${status} ${ms.toFixed(0)} MS${speed}`, 4, frame.height + 8 + 2 * GLYPH_HEIGHT, t >= last ? (episode.success ? [80, 230, 80] : [240, 90, 80]) : [255, 220, 0], 2);
+  const line = Number.isFinite(ms) ? `${status} ${ms.toFixed(0)} MS${speed}` : status;
+  drawText(image, line, 4, frame.height + 8 + 2 * GLYPH_HEIGHT, ended ? (episode.success ? [80, 230, 80] : [240, 90, 80]) : [255, 220, 0], 2);
   return image;
 }
 
@@ -118,12 +126,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 
   mkdirSync(options.out, { recursive: true });
   const baseMs = median(episodes[0].episode.stepTimings.map((s) => s.total));
-  const length = Math.max(...episodes.map((e) => e.episode.frames!.length)) + 1; // one more frame shows the outcome
+  const length = Math.max(...episodes.map((e) => e.episode.frames?.length ?? 0)) + 1; // one more frame shows the outcome
+  const size = episodes.flatMap((e) => e.episode.frames ?? [])[0] ?? { width: 224, height: 224 };
   const stride = Math.max(1, Math.ceil(length / MAX_FRAMES));
   const gif = GIFEncoder();
   let firstFrame: RgbImage | undefined;
   for (let t = 0; t < length; t += stride) {
-    const frame = sideBySide(episodes.map(({ variant, episode }) => panelFrame(episode, variant, t, baseMs)));
+    const frame = sideBySide(episodes.map(({ variant, episode }) => panelFrame(episode, variant, t, baseMs, size)));
     firstFrame ??= frame;
     const pixels = rgba(frame);
     const palette = quantize(pixels, 256);
@@ -139,6 +148,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const panels = episodes.map(({ variant, episode }) => ({
     variant,
     success: episode.success,
+    ...(episode.failureReason !== undefined ? { failureReason: episode.failureReason } : {}),
     steps: episode.steps,
     stepMsMedian: median(episode.stepTimings.map((s) => s.total)),
     stepMs: episode.stepTimings.map((s) => Math.round(s.total * 100) / 100),

@@ -91,7 +91,7 @@ function parseImage(value: unknown): ImagePayload {
 
 /** [H*W*C] uint8 with C in 1, 3, 4 -> RGB8, as Pillow's Image.fromarray(a).convert("RGB") (alpha dropped) */
 function toRgb(bytes: Buffer, pixels: number, channels: number): Uint8Array {
-  if (channels === 3) return new Uint8Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  if (channels === 3) return ownBytes(bytes);
   const rgb = new Uint8Array(pixels * 3);
   for (let p = 0; p < pixels; p++) {
     for (let c = 0; c < 3; c++) rgb[p * 3 + c] = bytes[p * channels + (channels === 1 ? 0 : c)];
@@ -110,7 +110,16 @@ function parseEncodedImage(text: string): ImagePayload {
   if (!format) throw new RequestError('image is neither a json-numpy array nor base64 of a PNG or JPEG file');
   const size = format === 'png' ? pngSize(bytes) : jpegSize(bytes);
   checkImageSize(size.width, size.height, `image (${format.toUpperCase()})`);
-  return { kind: 'encoded', format, bytes: new Uint8Array(bytes) };
+  return { kind: 'encoded', format, bytes: ownBytes(bytes) };
+}
+
+/**
+ * The bytes in an ArrayBuffer of their own, so that they can be transferred to the model thread without a copy:
+ * large base64 decodes already own theirs; small ones live in Node's shared Buffer pool and are copied.
+ */
+function ownBytes(bytes: Buffer): Uint8Array {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return new Uint8Array(bytes.buffer);
+  return new Uint8Array(bytes);
 }
 
 function checkImageSize(width: number, height: number, name: string): void {

@@ -63,7 +63,9 @@ export class ModelWorker {
     return new Promise<StepOutput>((resolve, reject) => {
       const id = this.nextId++;
       this.pending = { id, resolve, reject };
-      worker.postMessage({ type: 'act', id, job } satisfies ToWorker);
+      // the image bytes are this request's own (act-request.ts ownBytes): move them instead of copying
+      const image = job.image.kind === 'rgb' ? job.image.data : job.image.bytes;
+      worker.postMessage({ type: 'act', id, job } satisfies ToWorker, [image.buffer as ArrayBuffer]);
     });
   }
 

@@ -6,7 +6,7 @@ import nodePath from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { UserError } from '../errors.js';
 import { decodeImage, type RgbImage } from '../io/image.js';
-import { openVlaPrompt, withTrailingSpaceToken } from '../models/prompt.js';
+import { instructionInputIds } from '../models/prompt.js';
 import { loadTokenizer, type Tokenizer } from '../models/tokenizer.js';
 import { loadPolicy, type LoadedPolicy } from '../policy.js';
 import { getBackend } from '../tensor/backends/index.js';
@@ -51,7 +51,7 @@ function step(job: ActJob, policy: LoadedPolicy, tokenizer: Tokenizer | undefine
   let inputIds = job.inputIds;
   if (!inputIds) {
     if (!tokenizer) throw new UserError('this checkpoint has no tokenizer; send the prompt as input_ids');
-    inputIds = withTrailingSpaceToken(tokenizer.encode(openVlaPrompt(job.instruction ?? ''), { addBos: true }));
+    inputIds = instructionInputIds(tokenizer, job.instruction ?? ''); // as act --instruction builds them
   }
   const vocabSize = policy.model.llm.config.vocabSize;
   const outside = inputIds.find((id) => id >= vocabSize);

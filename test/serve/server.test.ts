@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import nodePath from 'node:path';
 import type { RunningServer } from '../../src/serve/server.js';
+import { makeTinyInstructionModel } from '../eval/tiny-model.js';
 import { ACTION_MAX_ABS } from '../tolerances.js';
 import { maxAbsDiff } from '../support/fixtures.js';
 import { BIN, decodeFloat64Reply, EXPECTED, IMAGE_PATH, jsonNumpyBody, MODEL_DIR, post, referenceImage, ROOT, startTestServer } from './helpers.js';
@@ -175,5 +176,22 @@ test('a pruning variant gets the robot context: the action and kept tokens equal
     assert.match(bare.pruning.note, /no robot context/);
   } finally {
     await pruned.close();
+  }
+});
+
+test('a checkpoint with a tokenizer takes the instruction alone: same prompt ids and action as `act --instruction`', async () => {
+  const dir = makeTinyInstructionModel();
+  const withTokenizer = await startTestServer({ modelDir: dir });
+  try {
+    const act = await promisify(execFile)(process.execPath, [BIN, 'act', '--model', dir, '--image', IMAGE_PATH, '--instruction', 'Pick up the red cube', '--json'], { cwd: ROOT, encoding: 'utf8' });
+    const expected = JSON.parse(act.stdout.trim().split('\n').pop()!) as { action: number[]; input_ids: number[] };
+    const { input_ids: _, ...body } = jsonNumpyBody(referenceImage(), { instruction: 'Pick up the red cube', return_details: true });
+    const reply = await post(withTokenizer.url, body);
+    assert.equal(reply.status, 200, reply.text);
+    const details = JSON.parse(reply.text);
+    assert.deepEqual(details.input_ids, expected.input_ids);
+    assert.deepEqual(details.action, expected.action);
+  } finally {
+    await withTokenizer.close();
   }
 });
