@@ -2,7 +2,7 @@
 // results stored as float32. The oracle native-grad.ts is tested against; finite differences test it.
 import type { AdamWHyper, AttentionGrads, GradBackend, LinearGrads } from '../grad-backend.js';
 import { sameShape, Tensor } from '../tensor.js';
-import { erf } from './ref.js';
+import { erf, rotatePairs } from './ref.js';
 
 function assert(condition: boolean, message: () => string): asserts condition {
   if (!condition) throw new Error(`ref grad backend: ${message()}`);
@@ -166,26 +166,7 @@ function scaleChannelsBackward(dy: Tensor<'f32'>, x: Tensor<'f32'>, scale: Tenso
 
 /** dy [T,H,Dh] -> dx [T,H,Dh]: the forward's rotation by -angle (same f32 angle math as ref.rope) */
 function ropeBackward(dy: Tensor<'f32'>, positions: Int32Array, theta: number): Tensor<'f32'> {
-  const [tokens, heads, headDim] = dy.shape;
-  assert(dy.rank === 3 && positions.length === tokens && headDim % 2 === 0, () => `ropeBackward: ${dy}, ${positions.length} positions`);
-  const half = headDim / 2;
-  const out = new Float32Array(dy.size);
-  for (let t = 0; t < tokens; t++) {
-    for (let d = 0; d < half; d++) {
-      const invFreq = Math.fround(1 / theta ** ((2 * d) / headDim));
-      const angle = Math.fround(positions[t] * invFreq);
-      const cos = Math.fround(Math.cos(angle));
-      const sin = Math.fround(Math.sin(angle));
-      for (let h = 0; h < heads; h++) {
-        const base = (t * heads + h) * headDim;
-        const a = dy.data[base + d];
-        const b = dy.data[base + d + half];
-        out[base + d] = a * cos + b * sin;
-        out[base + d + half] = b * cos - a * sin;
-      }
-    }
-  }
-  return Tensor.f32(dy.shape, out);
+  return rotatePairs(dy, positions, theta, -1);
 }
 
 /** dOut [T,Hq*Dh], q [T,Hq,Dh], k/v [S,Hkv,Dh] -> dq, dk, dv */

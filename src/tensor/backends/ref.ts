@@ -149,6 +149,14 @@ function scaleChannels(x: Tensor<'f32'>, scale: WeightTensor): Tensor<'f32'> {
 
 /** x [T,H,Dh] -> [T,H,Dh]; pairs (d, d + Dh/2), inv_freq = θ^(-2d/Dh), angles and cos/sin in float32 like transformers */
 function rope(x: Tensor<'f32'>, positions: Int32Array, theta: number): Tensor<'f32'> {
+  return rotatePairs(x, positions, theta, 1);
+}
+
+/**
+ * x [T,H,Dh] -> [T,H,Dh]: each pair (d, d + Dh/2) rotated by direction · angle, with rope's float32 angle math.
+ * direction 1 is rope itself; -1 is its inverse and transpose, which is rope's backward.
+ */
+export function rotatePairs(x: Tensor<'f32'>, positions: Int32Array, theta: number, direction: 1 | -1): Tensor<'f32'> {
   const [tokens, heads, headDim] = x.shape;
   assert(x.rank === 3 && positions.length === tokens && headDim % 2 === 0, () => `rope: ${x}, ${positions.length} positions`);
   const half = headDim / 2;
@@ -158,7 +166,7 @@ function rope(x: Tensor<'f32'>, positions: Int32Array, theta: number): Tensor<'f
       const invFreq = Math.fround(1 / theta ** ((2 * d) / headDim));
       const angle = Math.fround(positions[t] * invFreq);
       const cos = Math.fround(Math.cos(angle));
-      const sin = Math.fround(Math.sin(angle));
+      const sin = direction * Math.fround(Math.sin(angle));
       for (let h = 0; h < heads; h++) {
         const base = (t * heads + h) * headDim;
         const a = x.data[base + d];
