@@ -3,7 +3,7 @@
 // produced, so attentionInt reads the cache without re-quantizing. Same semantics as KVCache (kv-cache.ts):
 // sequence order, positions kept through pruning, storage grows by doubling.
 import type { QuantizedActivations } from '../tensor/backend.js';
-import { KVCache } from './kv-cache.js';
+import { checkKeepArguments, KVCache } from './kv-cache.js';
 
 export class QuantizedKVCache {
   private keyCodes: Int8Array[];
@@ -60,16 +60,9 @@ export class QuantizedKVCache {
 
   /** Keep only the cached tokens at `indices` (strictly ascending) in layers [fromLayer, toLayer), as KVCache.keep. */
   keep(indices: Int32Array, fromLayer = 0, toLayer = this.layers): void {
-    if (!(Number.isInteger(fromLayer) && Number.isInteger(toLayer) && 0 <= fromLayer && fromLayer <= toLayer && toLayer <= this.layers)) {
-      throw new Error(`QuantizedKVCache.keep: layer range [${fromLayer}, ${toLayer}) is outside 0..${this.layers}`);
-    }
-    indices.forEach((index, i) => {
-      if (index < 0 || (i > 0 && index <= indices[i - 1])) throw new Error(`QuantizedKVCache.keep: indices must be strictly ascending and non-negative (at position ${i}: ${index})`);
-    });
-    const last = indices.length ? indices[indices.length - 1] : -1;
+    checkKeepArguments('QuantizedKVCache.keep', indices, fromLayer, toLayer, this.lengths);
     const rowSize = this.kvHeads * this.headDim;
     for (let layer = fromLayer; layer < toLayer; layer++) {
-      if (last >= this.lengths[layer]) throw new Error(`QuantizedKVCache.keep: index ${last} is outside layer ${layer}'s ${this.lengths[layer]} cached tokens`);
       for (const [store, size] of [[this.keyCodes[layer], rowSize], [this.valueCodes[layer], rowSize], [this.keyScales[layer], this.kvHeads], [this.valueScales[layer], this.kvHeads]] as const) {
         indices.forEach((src, dst) => store.copyWithin(dst * size, src * size, (src + 1) * size));
       }

@@ -70,16 +70,7 @@ export class KVCache {
    * an error, never padded (Llama.forward prunes mid-prefill by appending only kept rows to layers >= K instead).
    */
   keep(indices: Int32Array, fromLayer = 0, toLayer = this.layers): void {
-    if (!(Number.isInteger(fromLayer) && Number.isInteger(toLayer) && 0 <= fromLayer && fromLayer <= toLayer && toLayer <= this.layers)) {
-      throw new Error(`KVCache.keep: layer range [${fromLayer}, ${toLayer}) is outside 0..${this.layers}`);
-    }
-    indices.forEach((index, i) => {
-      if (index < 0 || (i > 0 && index <= indices[i - 1])) throw new Error(`KVCache.keep: indices must be strictly ascending and non-negative (at position ${i}: ${index})`);
-    });
-    const last = indices.length ? indices[indices.length - 1] : -1;
-    for (let layer = fromLayer; layer < toLayer; layer++) {
-      if (last >= this.lengths[layer]) throw new Error(`KVCache.keep: index ${last} is outside layer ${layer}'s ${this.lengths[layer]} cached tokens`);
-    }
+    checkKeepArguments('KVCache.keep', indices, fromLayer, toLayer, this.lengths);
     const rowSize = this.kvHeads * this.headDim;
     for (let layer = fromLayer; layer < toLayer; layer++) {
       for (const store of [this.keys[layer], this.values[layer]]) {
@@ -100,5 +91,24 @@ export class KVCache {
     };
     this.keys = this.keys.map(grow);
     this.values = this.values.map(grow);
+  }
+}
+
+/**
+ * The checks every cache's keep() makes before moving rows: [fromLayer, toLayer) inside 0..layers, indices strictly
+ * ascending and non-negative, and every layer in the range already holding the last indexed token. `lengths` holds
+ * the cached tokens per layer. Violations are internal errors (the pruning executor builds these arguments).
+ */
+export function checkKeepArguments(name: string, indices: Int32Array, fromLayer: number, toLayer: number, lengths: readonly number[]): void {
+  const layers = lengths.length;
+  if (!(Number.isInteger(fromLayer) && Number.isInteger(toLayer) && 0 <= fromLayer && fromLayer <= toLayer && toLayer <= layers)) {
+    throw new Error(`${name}: layer range [${fromLayer}, ${toLayer}) is outside 0..${layers}`);
+  }
+  indices.forEach((index, i) => {
+    if (index < 0 || (i > 0 && index <= indices[i - 1])) throw new Error(`${name}: indices must be strictly ascending and non-negative (at position ${i}: ${index})`);
+  });
+  const last = indices.length ? indices[indices.length - 1] : -1;
+  for (let layer = fromLayer; layer < toLayer; layer++) {
+    if (last >= lengths[layer]) throw new Error(`${name}: index ${last} is outside layer ${layer}'s ${lengths[layer]} cached tokens`);
   }
 }
