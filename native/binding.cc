@@ -328,6 +328,21 @@ Napi::Value PackIntWeight(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// unpackIntWeight(codes, scales, packed, packedScales, type, N, K, group): the inverse of packIntWeight
+Napi::Value UnpackIntWeight(const Napi::CallbackInfo& info) {
+  const char* op = "unpackIntWeight";
+  expect_count(info, 8, op);
+  const WeightType type = int_type_arg(info, 4, op, "type");
+  const int N = size_arg(info, 5, op, "N"), K = size_arg(info, 6, op, "K"), group = size_arg(info, 7, op, "group");
+  const sqap::IntWeightLayout l = layout_args(info, type, N, K, group, op);
+  void* codes = const_cast<void*>(int_codes_arg(info, 0, type, N, K, op));
+  float* scales = f32_arg(info, 1, op, "scales", product(N, K / group));
+  const uint8_t* packed = typed_arg<uint8_t>(info, 2, napi_uint8_array, "Uint8Array", op, "packed", l.bytes);
+  const float* packed_scales = f32_arg(info, 3, op, "packedScales", l.scales);
+  sqap::unpack_int_weight(codes, scales, packed, packed_scales, type, N, K, group);
+  return info.Env().Undefined();
+}
+
 // quantizeActivations(codes, scales, x, M, K, bits, hasNorm, normWeight|null, normType, eps, hadBlock, clip)
 Napi::Value QuantizeActivations(const Napi::CallbackInfo& info) {
   const char* op = "quantizeActivations";
@@ -524,6 +539,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("intWeightLayout", Napi::Function::New(env, IntWeightLayout));
   exports.Set("packIntWeight", Napi::Function::New(env, PackIntWeight));
+  exports.Set("unpackIntWeight", Napi::Function::New(env, UnpackIntWeight));
   exports.Set("quantizeActivations", Napi::Function::New(env, QuantizeActivations));
   exports.Set("linearInt", Napi::Function::New(env, LinearInt));
   exports.Set("linearDequant", Napi::Function::New(env, LinearDequant));

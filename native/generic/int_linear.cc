@@ -115,6 +115,36 @@ void pack_int_weight(uint8_t* packed, float* packed_scales, const void* codes, c
   });
 }
 
+void unpack_int_weight(void* codes, float* scales, const uint8_t* packed, const float* packed_scales, WeightType type,
+                       int N, int K, int group) {
+  const IntWeightLayout l = int_weight_layout(type, N, K, group);
+  const bool i4 = type == WeightType::i4;
+  const size_t block_bytes = static_cast<size_t>(l.Kp) * (i4 ? 8 : 16);
+  const size_t row_bytes = static_cast<size_t>(K + 1) / 2;
+  parallel_range(N, 16, 64, [&](int n0, int n1) {
+    for (int n = n0; n < n1; n++) {
+      const uint8_t* block = packed + static_cast<size_t>(n / 16) * block_bytes;
+      const int lane = n % 16;
+      for (int k = 0; k < K; k++) {
+        const int kp = (k / group) * l.Gp + k % group;
+        if (!i4) {
+          const uint8_t byte = block[(static_cast<size_t>(kp / 4) * 16 + lane) * 4 + kp % 4];
+          static_cast<int8_t*>(codes)[static_cast<size_t>(n) * K + k] = static_cast<int8_t>(static_cast<int>(byte) - 128);
+        } else {
+          const uint8_t byte = block[(static_cast<size_t>(kp / 8) * 16 + lane) * 4 + (kp % 8) % 4];
+          const int code = (kp % 8 < 4 ? byte & 15 : byte >> 4) - 8;
+          uint8_t& out = static_cast<uint8_t*>(codes)[static_cast<size_t>(n) * row_bytes + k / 2];
+          if (k % 2 == 0) out = static_cast<uint8_t>(code & 15);
+          else out = static_cast<uint8_t>(out | ((code & 15) << 4));
+        }
+      }
+      for (int g = 0; g < l.G; g++) {
+        scales[static_cast<size_t>(n) * l.G + g] = packed_scales[(static_cast<size_t>(n / 16) * l.G + g) * 16 + lane];
+      }
+    }
+  });
+}
+
 // L1–L3 in plain integer and float arithmetic, on the same packed operands as the SIMD kernels.
 void int_gemm_generic(const IntGemmArgs& a, int b0, int b1) {
   const int n1 = std::min(b1 * 16, a.N);
