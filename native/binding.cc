@@ -11,6 +11,13 @@
 #include <cmath>
 #include <string>
 
+#ifndef _WIN32
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
 #include "kernels.h"
 
 namespace sqap {
@@ -343,6 +350,49 @@ Napi::Value UnpackIntWeight(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// mapFile(fd, offset, length) -> ArrayBuffer | null: bytes [offset, offset + length) of an open file (a Node fd) as
+// an ArrayBuffer over a private (copy-on-write) memory mapping, unmapped when the buffer is garbage-collected. Pages
+// are read from the file when first touched and count as resident only then. null when the range is not inside the
+// file (the caller then reads, and reports the problem) or mapping is not available (Windows).
+struct Mapping {
+  void* base;
+  size_t span;
+};
+
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  const char* op = "mapFile";
+  expect_count(info, 3, op);
+  const double fd_number = number_arg(info, 0, op, "fd");
+  const double offset = number_arg(info, 1, op, "offset"), length = number_arg(info, 2, op, "length");
+  if (!(fd_number >= 0 && fd_number < 2147483647.0 && std::floor(fd_number) == fd_number)) range_error(info.Env(), where(op, "fd") + " must be a file descriptor");
+  if (!(offset >= 0 && length > 0 && std::floor(offset) == offset && std::floor(length) == length && offset + length <= 9007199254740991.0)) {
+    range_error(info.Env(), where(op, "offset/length") + " must be integers, offset >= 0 and length > 0");
+  }
+#ifdef _WIN32
+  return info.Env().Null();
+#else
+  const int fd = static_cast<int>(fd_number);
+  struct stat st;
+  const size_t begin = static_cast<size_t>(offset), bytes = static_cast<size_t>(length);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || begin + bytes > static_cast<size_t>(st.st_size)) return info.Env().Null();
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t start = begin / page * page;
+  const size_t span = begin - start + bytes;
+  void* base = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, static_cast<off_t>(start));
+  if (base == MAP_FAILED) return info.Env().Null();
+  auto* mapping = new Mapping{base, span};
+  Napi::Env env = info.Env();
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(span));
+  return Napi::ArrayBuffer::New(env, static_cast<char*>(base) + (begin - start), bytes,
+                                [](Napi::Env finalizeEnv, void*, Mapping* m) {
+                                  munmap(m->base, m->span);
+                                  Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -static_cast<int64_t>(m->span));
+                                  delete m;
+                                },
+                                mapping);
+#endif
+}
+
 // quantizeActivations(codes, scales, x, M, K, bits, hasNorm, normWeight|null, normType, eps, hadBlock, clip)
 Napi::Value QuantizeActivations(const Napi::CallbackInfo& info) {
   const char* op = "quantizeActivations";
@@ -547,6 +597,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionInt", Napi::Function::New(env, AttentionInt));
   exports.Set("weightTypes", Napi::Function::New(env, WeightTypes));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile));
   exports.Set("attentionScores", Napi::Function::New(env, AttentionScores));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("info", Napi::Function::New(env, Info));

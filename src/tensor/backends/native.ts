@@ -60,6 +60,7 @@ interface Addon {
     Dh: number, causal: boolean): void;
   weightTypes(): Record<string, number>;
   streamRead(buffer: Uint8Array): number;
+  mapFile(fd: number, offset: number, length: number): ArrayBuffer | null;
   attentionScores(keyTotals: Float32Array | null, queryProbs: Float32Array | null, rows: Int32Array, q: Float32Array,
     k: Float32Array, T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
   setIsa(isa: NativeIsa): void;
@@ -331,6 +332,15 @@ export function nativeWeightTypes(): Record<string, number> | undefined {
 export function nativeStreamRead(buffer: Uint8Array): number {
   check(addon !== undefined, () => `the addon is not built (${loadError})`);
   return addon.streamRead(buffer);
+}
+
+/**
+ * Bytes [offset, offset + length) of an open file (fd) as an ArrayBuffer over a private, copy-on-write mapping (pages
+ * are read when first touched and count as resident only then; unmapped when the buffer is collected), or undefined
+ * when the addon is not built, the range is not inside the file, or the platform cannot map.
+ */
+export function nativeMapFile(fd: number, offset: number, length: number): ArrayBuffer | undefined {
+  return addon?.mapFile(fd, offset, length) ?? undefined;
 }
 
 /** Why the addon did not load, or undefined when it did. */
