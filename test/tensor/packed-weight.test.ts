@@ -32,7 +32,7 @@ describe('packed quantized weights (native)', { skip }, () => {
         const scales = w.scales.slice();
         const canonicalBytes = N * WEIGHT_FORMATS[format].bytesPerRow(K) + scales.byteLength;
         assert.equal(heldWeightBytes(w), canonicalBytes, `[${N},${K}] before packing`);
-        assert.equal(w.packed, undefined);
+        assert.equal(w.packed === undefined, true);
         const xq = ref.quantizeActivations(uniform(rng, [3, K]), { bits: 8 });
         const expected = ref.linearInt(xq, w);
         const out = native.linearInt(xq, w);
