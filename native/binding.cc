@@ -335,6 +335,19 @@ Napi::Value PackIntWeight(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// packIntWeightInPlace(codes, scales, type, N, K, group) -> boolean: packIntWeight over the arrays themselves when
+// the layouts have the same size (intWeightLayout bytes/scales equal the arrays' lengths); false = not done
+Napi::Value PackIntWeightInPlace(const Napi::CallbackInfo& info) {
+  const char* op = "packIntWeightInPlace";
+  expect_count(info, 6, op);
+  const WeightType type = int_type_arg(info, 2, op, "type");
+  const int N = size_arg(info, 3, op, "N"), K = size_arg(info, 4, op, "K"), group = size_arg(info, 5, op, "group");
+  layout_args(info, type, N, K, group, op);
+  void* codes = const_cast<void*>(int_codes_arg(info, 0, type, N, K, op));
+  float* scales = f32_arg(info, 1, op, "scales", product(N, K / group));
+  return Napi::Boolean::New(info.Env(), sqap::pack_int_weight_in_place(codes, scales, type, N, K, group));
+}
+
 // unpackIntWeight(codes, scales, packed, packedScales, type, N, K, group): the inverse of packIntWeight
 Napi::Value UnpackIntWeight(const Napi::CallbackInfo& info) {
   const char* op = "unpackIntWeight";
@@ -590,6 +603,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("intWeightLayout", Napi::Function::New(env, IntWeightLayout));
   exports.Set("packIntWeight", Napi::Function::New(env, PackIntWeight));
   exports.Set("unpackIntWeight", Napi::Function::New(env, UnpackIntWeight));
+  exports.Set("packIntWeightInPlace", Napi::Function::New(env, PackIntWeightInPlace));
   exports.Set("quantizeActivations", Napi::Function::New(env, QuantizeActivations));
   exports.Set("linearInt", Napi::Function::New(env, LinearInt));
   exports.Set("linearDequant", Napi::Function::New(env, LinearDequant));

@@ -6,6 +6,8 @@ import type { Checkpoint } from '../io/checkpoint.js';
 /** Where model code gets its tensors: a checkpoint, a prefix of one, or an in-memory map in tests. */
 export interface TensorSource {
   readonly description: string;
+  /** every read returns new arrays that nothing else references (a checkpoint), not shared ones (an in-memory map) */
+  readonly freshReads?: boolean;
   keys(): string[];
   has(name: string): boolean;
   read(name: string): Tensor;
@@ -16,6 +18,7 @@ export function scoped(source: TensorSource, prefix: string): TensorSource {
   const head = prefix.endsWith('.') ? prefix : `${prefix}.`;
   return {
     description: `${source.description} [${head}*]`,
+    freshReads: source.freshReads,
     keys: () => source.keys().filter((k) => k.startsWith(head)).map((k) => k.slice(head.length)),
     has: (name) => source.has(head + name),
     read: (name) => source.read(head + name),
@@ -26,6 +29,7 @@ export function scoped(source: TensorSource, prefix: string): TensorSource {
 export function checkpointSource(checkpoint: Checkpoint, onRead?: () => void): TensorSource {
   return {
     description: `checkpoint ${checkpoint.path}`,
+    freshReads: true,
     keys: () => checkpoint.keys(),
     has: (name) => checkpoint.has(name),
     read: (name) => {

@@ -84,7 +84,8 @@ export function normBefore(site: LlamaLinearName): 'inputNorm' | 'postAttentionN
 
 /** RTN quantization of one (already rotated) float weight. */
 export function quantizeRtnWeight(w: WeightTensor, spec: QuantizationSpec): QuantizedWeight {
-  return quantizeWeight(w, spec.weightBits === 8 ? 'i8' : 'i4', spec.groupSize === 0 ? undefined : spec.groupSize);
+  // owned: the codes go straight into the decoder, so the native backend may pack them in place
+  return quantizeWeight(w, spec.weightBits === 8 ? 'i8' : 'i4', spec.groupSize === 0 ? undefined : spec.groupSize, { owned: true });
 }
 
 /**
@@ -137,7 +138,7 @@ export function quantizeLlama(llm: Llama, spec: QuantizationSpec, calibration: T
       if (hessians) {
         const [rows, cols] = w.shape;
         const codes = quantizeGptq(w.toF32(), rows, cols, hessians.get(SITE_INPUT[site])!.hessian(), { bits: spec.weightBits!, groupSize: spec.groupSize }, { actOrder: spec.actOrder });
-        out[site] = toQuantizedWeight(codes);
+        out[site] = toQuantizedWeight(codes, { owned: true });
       } else {
         out[site] = quantizeRtnWeight(w, spec);
       }

@@ -128,7 +128,8 @@ function readQuantizedLinear(source: TensorSource, prefix: string, [n, k]: [numb
   if (scale.dtype !== 'f32' || scale.rank !== 2 || scale.shape[0] !== n || scale.shape[1] !== groups) {
     throw new UserError(`${where}: '${prefix}.weight_scale' is ${scale.dtype} [${scale.shape.join(',')}], expected f32 [${n},${groups}]`);
   }
-  return makeQuantizedWeight(format, [n, k], k / groups, codes.data as Int8Array | Uint8Array, scale.data as Float32Array);
+  // read fresh from a checkpoint: the native backend may pack these very arrays (one copy, nothing allocated)
+  return makeQuantizedWeight(format, [n, k], k / groups, codes.data as Int8Array | Uint8Array, scale.data as Float32Array, { owned: source.freshReads === true });
 }
 
 /**

@@ -43,7 +43,9 @@ export const WEIGHT_FORMATS: Readonly<Record<WeightFormatName, WeightFormat>> = 
  * One copy only: a backend with its own kernel layout (native) packs the weight on first use with `packWeight`, which
  * keeps the packed copy and RELEASES the codes and scales above. Reading `codes` or `scales` afterwards rebuilds them
  * from the packed copy, a fresh array on every read: read them once per use (`codeAt(w, n, k, codes)`), never per
- * element. Never mutate codes or scales.
+ * element. Never mutate codes or scales. A weight made with `owned: true` (its arrays referenced nowhere else: fresh
+ * from a quantizer or a file read) may be packed IN those arrays when the layouts have the same size, so packing
+ * allocates nothing.
  */
 export interface QuantizedWeight {
   readonly kind: 'quantized';
@@ -78,6 +80,8 @@ class StoredQuantizedWeight implements QuantizedWeight {
     readonly groupSize: number,
     codes: Int8Array | Uint8Array,
     scales: Float32Array,
+    /** the arrays are this weight's alone: a backend may overwrite them with its packed layout */
+    readonly owned: boolean,
   ) {
     this.#canonical = { codes, scales };
   }
@@ -112,17 +116,18 @@ class StoredQuantizedWeight implements QuantizedWeight {
 const foreignPacked = new WeakMap<QuantizedWeight, PackedWeight>();
 
 /**
- * The weight in `backend`'s layout: packed by `pack` on the first call (pack reads w.codes and w.scales), then
- * cached; the canonical codes and scales are released, so the weight holds one copy. A weight already packed for
- * another backend is refused (one packed layout per weight).
+ * The weight in `backend`'s layout: packed by `pack` on the first call, then cached; the canonical codes and scales
+ * are released, so the weight holds one copy. `pack` gets the canonical arrays and whether it may overwrite them
+ * (an `owned` weight): then it may return a PackedWeight over those same arrays. A weight already packed for another
+ * backend is refused (one packed layout per weight).
  */
-export function packWeight(w: QuantizedWeight, backend: string, pack: (codes: Int8Array | Uint8Array, scales: Float32Array) => PackedWeight): PackedWeight {
+export function packWeight(w: QuantizedWeight, backend: string, pack: (codes: Int8Array | Uint8Array, scales: Float32Array, inPlace: boolean) => PackedWeight): PackedWeight {
   const existing = w instanceof StoredQuantizedWeight ? w.packed : foreignPacked.get(w);
   if (existing) {
     if (existing.backend !== backend) throw new Error(`quantized weight [${w.shape}] is packed for ${existing.backend}, not ${backend}`);
     return existing;
   }
-  const packed = pack(w.codes, w.scales);
+  const packed = pack(w.codes, w.scales, w instanceof StoredQuantizedWeight && w.owned);
   if (w instanceof StoredQuantizedWeight) w.adopt(packed);
   else foreignPacked.set(w, packed);
   return packed;
@@ -156,13 +161,17 @@ function checkGroup(K: number, groupSize: number): void {
   }
 }
 
-/** Build a QuantizedWeight from its parts, checking every length (a mis-shaped scale is a user-visible error). */
+/**
+ * Build a QuantizedWeight from its parts, checking every length (a mis-shaped scale is a user-visible error).
+ * `owned`: nothing else references `codes` and `scales` (see QuantizedWeight); default false.
+ */
 export function makeQuantizedWeight(
   format: IntFormatName,
   shape: readonly [number, number],
   groupSize: number,
   codes: Int8Array | Uint8Array,
   scales: Float32Array,
+  options: { owned?: boolean } = {},
 ): QuantizedWeight {
   const [N, K] = shape;
   checkGroup(K, groupSize);
@@ -175,7 +184,7 @@ export function makeQuantizedWeight(
   if (scales.length !== (N * K) / groupSize) {
     throw new UserError(`${format} weight [${N},${K}] with group size ${groupSize} needs ${(N * K) / groupSize} scales, got ${scales.length}`);
   }
-  return new StoredQuantizedWeight(format, [N, K], groupSize, codes, scales);
+  return new StoredQuantizedWeight(format, [N, K], groupSize, codes, scales, options.owned ?? false);
 }
 
 /** code of element (n, k), as a signed integer; in loops pass `codes` read once (w.codes may be rebuilt per read) */
@@ -197,9 +206,10 @@ export function scaleAt(w: QuantizedWeight, n: number, k: number, scales: Float3
  * Reference round-to-nearest quantizer (RTN). For each row n and group g of `groupSize` columns:
  *   amax = max |w[n,k]| over the group (f32);  scale = f32(amax / qmax);
  *   code = clamp(roundHalfEven(f32(w / scale)), -qmax, qmax), or 0 when scale is 0.
- * w [N,K] (f32/bf16/f16, or a Float32Array with an explicit shape) -> QuantizedWeight
+ * w [N,K] (f32/bf16/f16, or a Float32Array with an explicit shape) -> QuantizedWeight. `owned`: the caller hands
+ * the result to a model without reading its arrays (see QuantizedWeight), so a backend may pack it in place.
  */
-export function quantizeWeight(w: FloatWeight, format: IntFormatName, groupSize?: number): QuantizedWeight {
+export function quantizeWeight(w: FloatWeight, format: IntFormatName, groupSize?: number, options: { owned?: boolean } = {}): QuantizedWeight {
   if (w.shape.length !== 2) throw new UserError(`only 2-D weights can be quantized, got [${w.shape.join(',')}]`);
   const [N, K] = w.shape as [number, number];
   const group = groupSize ?? K;
@@ -225,7 +235,7 @@ export function quantizeWeight(w: FloatWeight, format: IntFormatName, groupSize?
       }
     }
   }
-  return makeQuantizedWeight(format, [N, K], group, codes, scales);
+  return makeQuantizedWeight(format, [N, K], group, codes, scales, { owned: options.owned });
 }
 
 /** Reference dequantizer: w[n,k] = f32(code · scale) -> Float32Array [N*K] (what W4A16/W8A16 multiply by). */

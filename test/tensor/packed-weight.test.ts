@@ -1,7 +1,8 @@
 // One copy of every quantized weight: the native backend packs a QuantizedWeight into its kernel layout on first
-// use and releases the canonical codes and scales (src/tensor/formats.ts packWeight). Checks that the weight then
-// holds only the packed bytes, that reading codes/scales rebuilds them exactly (unpackIntWeight, the inverse of the
-// packer), and that ref and native still agree bit for bit on a packed weight.
+// use and releases the canonical codes and scales (src/tensor/formats.ts packWeight), in the weight's own arrays when
+// it owns them and the layouts have the same size. Checks that the weight then holds only the packed bytes, that
+// reading codes/scales rebuilds them exactly (unpackIntWeight, the inverse of the packer), and that ref and native
+// still agree bit for bit on a packed weight.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { refBackend as ref } from '../../src/tensor/backends/ref.js';
@@ -51,6 +52,42 @@ describe('packed quantized weights (native)', { skip }, () => {
       }
     });
   }
+
+  for (const format of ['i8', 'i4'] as IntFormatName[]) {
+    it(`${format}: an owned weight whose layouts have the same size is packed in its own arrays (nothing allocated)`, () => {
+      const rng = random(9);
+      // [N, K, group]: N % 16 == 0 and group % 8 == 0 -> in place; otherwise a new packed copy (still one held)
+      for (const [N, K, group, inPlace] of [[32, 64, undefined, true], [48, 96, 24, true], [16, 40, 8, true], [17, 64, undefined, false], [32, 60, 12, false]] as const) {
+        const w = quantizeWeight(uniform(rng, [N, K]), format, group, { owned: true });
+        const codes = w.codes;
+        const scales = w.scales;
+        const canonicalCodes = codes.slice();
+        const canonicalScales = scales.slice();
+        const xq = ref.quantizeActivations(uniform(rng, [3, K]), { bits: 8 });
+        const expected = ref.linearInt(xq, w);
+        assert.deepEqual(native.linearInt(xq, w).data, expected.data, `[${N},${K}] ${format}`);
+        const p = w.packed!;
+        assert.equal(p.codes.buffer === codes.buffer, inPlace, `[${N},${K}] group ${group}: packed in place`);
+        assert.equal(p.scales === scales, inPlace);
+        assert.equal(heldWeightBytes(w), p.codes.byteLength + p.scales.byteLength);
+        // the rebuilt canonical arrays are the originals, and the kernel result is unchanged
+        assert.deepEqual(w.codes, canonicalCodes);
+        assert.deepEqual(w.scales, canonicalScales);
+        assert.deepEqual(native.linearInt(xq, w).data, expected.data);
+        assert.deepEqual(ref.linearInt(xq, w).data, expected.data);
+      }
+    });
+  }
+
+  it('a weight that is not owned is never packed in place (its arrays are left as they were)', () => {
+    const rng = random(10);
+    const w = quantizeWeight(uniform(rng, [32, 64]), 'i4');
+    const codes = w.codes;
+    const before = codes.slice();
+    native.linearInt(ref.quantizeActivations(uniform(rng, [1, 64]), { bits: 8 }), w);
+    assert.notEqual(w.packed!.codes.buffer, codes.buffer);
+    assert.deepEqual(codes, before);
+  });
 
   it('a weight packed once is not packed again (the same packed arrays serve every call)', () => {
     const rng = random(6);

@@ -45,6 +45,7 @@ interface Addon {
   intWeightLayout(type: number, N: number, K: number, group: number): { bytes: number; scales: number };
   packIntWeight(packed: Uint8Array, packedScales: Float32Array, codes: Int8Array | Uint8Array, scales: Float32Array,
     type: number, N: number, K: number, group: number): void;
+  packIntWeightInPlace(codes: Int8Array | Uint8Array, scales: Float32Array, type: number, N: number, K: number, group: number): boolean;
   unpackIntWeight(codes: Int8Array | Uint8Array, scales: Float32Array, packed: Uint8Array, packedScales: Float32Array,
     type: number, N: number, K: number, group: number): void;
   quantizeActivations(codes: Int8Array, scales: Float32Array, x: Float32Array, M: number, K: number, bits: number,
@@ -98,12 +99,18 @@ function weightType(w: WeightTensor): number {
  * the weight's canonical codes and scales are released, and rebuilt by unpackIntWeight if anything reads them.
  */
 function packed(native: Addon, w: QuantizedWeight): PackedWeight {
-  return packWeight(w, 'native', (codes, scales) => {
+  return packWeight(w, 'native', (codes, scales, inPlace) => {
     const [n, k] = w.shape;
     const type = WEIGHT_FORMATS[w.format].code;
     const layout = native.intWeightLayout(type, n, k, w.groupSize);
-    const p = { codes: new Uint8Array(layout.bytes), scales: new Float32Array(layout.scales) };
-    native.packIntWeight(p.codes, p.scales, codes, scales, type, n, k, w.groupSize);
+    let p: { codes: Uint8Array; scales: Float32Array };
+    if (inPlace && layout.bytes === codes.byteLength && layout.scales === scales.length && native.packIntWeightInPlace(codes, scales, type, n, k, w.groupSize)) {
+      // the same memory, now in the kernel layout: packing allocated nothing
+      p = { codes: new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength), scales };
+    } else {
+      p = { codes: new Uint8Array(layout.bytes), scales: new Float32Array(layout.scales) };
+      native.packIntWeight(p.codes, p.scales, codes, scales, type, n, k, w.groupSize);
+    }
     return {
       backend: 'native',
       ...p,
@@ -143,7 +150,8 @@ function makeBackend(native: Addon): Backend {
         const m = leadingRows(x);
         const out = new Float32Array(m * n);
         // canonical codes: held unless linearInt packed this weight (then rebuilt here per call; no model does both)
-        native.linearDequant(out, x.data, w.codes, w.scales, WEIGHT_FORMATS[w.format].code, w.groupSize,
+        const { codes, scales } = w.packed ? w.packed.unpack() : w;
+        native.linearDequant(out, x.data, codes, scales, WEIGHT_FORMATS[w.format].code, w.groupSize,
           bias ? bias.data : null, bias ? weightType(bias) : 0, m, k, n);
         return Tensor.f32([...x.shape.slice(0, -1), n], out);
       }
