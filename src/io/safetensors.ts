@@ -122,12 +122,17 @@ export class SafetensorsFile {
     return info;
   }
 
-  /** Read one tensor into a new, aligned typed array in its stored dtype. */
-  read(name: string): Tensor {
+  /**
+   * Read one tensor into a new, aligned typed array in its stored dtype, or over a memory mapping of the file (see the
+   * top of this file). `map: false` always copies: for a tensor the caller converts and drops at once, since a
+   * mapping is released only after its buffer is collected AND control returns to the event loop (a synchronous
+   * load would keep every dropped mapping resident until it ends).
+   */
+  read(name: string, options: { map?: boolean } = {}): Tensor {
     const info = this.info(name);
     if (this.fd === null) throw new Error(`SafetensorsFile ${this.path} was read after close()`);
     if (os.endianness() !== 'LE') throw new Error('safetensors data is little-endian; big-endian hosts are not supported');
-    const mapped = this.mapped(info);
+    const mapped = options.map === false ? undefined : this.mapped(info);
     if (mapped) return new Tensor(info.dtype, info.shape, mapped);
     let data: AnyTypedArray;
     try {

@@ -10,7 +10,11 @@ export interface TensorSource {
   readonly freshReads?: boolean;
   keys(): string[];
   has(name: string): boolean;
-  read(name: string): Tensor;
+  /**
+   * `transient`: the caller converts the tensor and drops it at once (quantize at load), so a checkpoint copies it
+   * instead of memory-mapping it (a dropped mapping stays resident until the load returns to the event loop).
+   */
+  read(name: string, options?: { transient?: boolean }): Tensor;
 }
 
 /** The tensors under `prefix.` of a source, with the prefix removed from their names. */
@@ -21,7 +25,7 @@ export function scoped(source: TensorSource, prefix: string): TensorSource {
     freshReads: source.freshReads,
     keys: () => source.keys().filter((k) => k.startsWith(head)).map((k) => k.slice(head.length)),
     has: (name) => source.has(head + name),
-    read: (name) => source.read(head + name),
+    read: (name, options) => source.read(head + name, options),
   };
 }
 
@@ -32,8 +36,8 @@ export function checkpointSource(checkpoint: Checkpoint, onRead?: () => void): T
     freshReads: true,
     keys: () => checkpoint.keys(),
     has: (name) => checkpoint.has(name),
-    read: (name) => {
-      const tensor = checkpoint.read(name);
+    read: (name, options) => {
+      const tensor = checkpoint.read(name, { map: !options?.transient });
       onRead?.();
       return tensor;
     },
@@ -54,9 +58,9 @@ export function mapSource(tensors: Record<string, Tensor>, description = 'in-mem
 }
 
 /** A float weight (f32, bf16 or f16), kept in its stored dtype; optionally checked against an expected shape. */
-export function readWeight(source: TensorSource, name: string, shape?: readonly (number | undefined)[]): WeightTensor {
+export function readWeight(source: TensorSource, name: string, shape?: readonly (number | undefined)[], options?: { transient?: boolean }): WeightTensor {
   if (!source.has(name)) throw new UserError(`${source.description} is missing tensor '${name}'`);
-  const t = source.read(name);
+  const t = source.read(name, options);
   if (t.dtype !== 'f32' && t.dtype !== 'bf16' && t.dtype !== 'f16') {
     throw new UserError(`${source.description}: tensor '${name}' has dtype ${t.dtype}, expected a float weight (f32, bf16, f16)`);
   }

@@ -144,7 +144,7 @@ export function quantizeAtLoadDecoder(spec: QuantizationSpec, backend: Backend):
     const readLinear: LinearReader = (name, shape, site, layer) => {
       const hidden = site === 'o' || site === 'down' ? shape[0] : shape[1];
       if (spec.had) rotation ??= makeRotation(hidden, spec.seed);
-      const w = readWeight(source, name, shape);
+      const w = readWeight(source, name, shape, { transient: true }); // converted and dropped here: copied, not mapped
       const normKey = normBefore(site);
       const norm = normKey ? readWeight(source, `model.layers.${layer}.${normKey === 'inputNorm' ? 'input_layernorm' : 'post_attention_layernorm'}.weight`, [hidden]) : undefined;
       return transformLinear(site, w, norm, headDim(hidden), spec, rotation);
@@ -218,7 +218,7 @@ export function saveQuantizedCheckpoint(model: OpenVla, spec: QuantizationSpec, 
       const file = shards.length === 1 ? SINGLE_FILE_NAME : `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
       const tensors: Record<string, Tensor> = {};
       for (const name of shard) {
-        tensors[name] = decoder[name] ?? checkpoint.read(name);
+        tensors[name] = decoder[name] ?? checkpoint.read(name, { map: false }); // written and dropped: copied
         weightMap[name] = file;
         total += tensors[name].data.byteLength;
         options.onProgress?.(++done, names.length);

@@ -1,7 +1,7 @@
 // Memory-mapped reads (src/io/safetensors.ts, MAP_MIN_BYTES): large float tensors come back over a private mapping
 // of the file when the native addon is built. They must hold the stored bytes, never write through to the file
-// (copy-on-write), stay valid after the file is closed and replaced, and be skipped for small, integer and
-// misaligned tensors and with SQAP_MMAP=0.
+// (copy-on-write), stay valid after the file is closed, and be skipped for small and integer tensors, for reads with
+// map: false (tensors converted and dropped at once) and with SQAP_MMAP=0.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import nodePath from 'node:path';
@@ -29,7 +29,9 @@ test('large float tensors are memory-mapped, copy-on-write; small and integer on
   const reader = SafetensorsFile.open(file);
   const small = reader.read('small');
   const bytes = reader.read('codes');
-  assert.equal(isMapped(file), false, 'small float and integer tensors are copied');
+  const copied = reader.read('big', { map: false });
+  assert.equal(isMapped(file), false, 'small float and integer tensors, and map: false reads, are copied');
+  assert.deepEqual(copied.data, big.data);
   const mapped = reader.read('big');
   assert.equal(isMapped(file), true, 'a float tensor over the threshold is mapped');
   assert.deepEqual(mapped.data, big.data);
