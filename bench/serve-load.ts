@@ -1,9 +1,10 @@
 // Load on `sqap-vla serve` with the bundled policy, measured in one run against the bare policy step:
 //   - the bare step (loadPolicy + predict on an RgbImage, what `act` runs, same model, variant, backend, image and
-//     prompt) and POST /act at 1 client, alternated in short blocks so that both see the same machine;
+//     prompt) and POST /act at 1 client, alternated one by one so that both see the same machine;
 //     overhead = (server p50 latency - bare step p50) / bare step p50 (target <= 5%), with the server's side split
 //     by its Server-Timing header (parse, queue, model-thread round trip, the step inside the model thread), and the
-//     HTTP floor: the same POST to a plain node:http server that does nothing but read it, in the same blocks;
+//     HTTP floor: the same POST to a plain node:http server that does nothing but read it, alternated too; and per
+//     request, its latency minus the step inside the model thread (what the server adds to that very step);
 //   - p50/p99 latency and throughput at 1, 4 and 16 closed-loop clients, each for a fixed time; a client that gets
 //     503 waits its Retry-After, capped at --backoff-ms, and tries again; errors other than 503 must be 0, and
 //     every request must be answered;
@@ -16,10 +17,6 @@ import http from 'node:http';
 import nodePath from 'node:path';
 import { parseArgs } from 'node:util';
 import { readImageFile } from '../src/io/image.js';
-import { instructionInputIds } from '../src/models/prompt.js';
-import { loadTokenizer } from '../src/models/tokenizer.js';
-import { loadPolicy } from '../src/policy.js';
-import { getBackend } from '../src/tensor/backends/index.js';
 
 const TINY_INPUT_IDS = [1, 40, 77, 300, 9, 123, 56, 201, 88, 14, 3];
 const BIN = nodePath.join(import.meta.dirname, '..', 'bin', 'sqap-vla.js');
@@ -160,46 +157,44 @@ async function runLevel(clients: number, seconds: number, maxRequests = Infinity
 }
 
 // ---- bare step vs server at concurrency 1, alternated ----
-const policy = loadPolicy(modelDir, values.variant!, { backend: getBackend('auto') });
-// the same prompt ids the server runs: given ids, or the instruction tokenized as the server (and act) does
-const inputIds = hasTokenizer ? instructionInputIds(loadTokenizer(modelDir), values.instruction!) : TINY_INPUT_IDS;
-const bareStep = () => {
-  const t = performance.now();
-  policy.predict({ image, inputIds });
-  return performance.now() - t;
-};
+// the bare step runs in a process of its own (serve-bare-step.ts): same model, variant, backend, image and prompt
+const bareChild = spawn(process.execPath, [...process.execArgv, nodePath.join(import.meta.dirname, 'serve-bare-step.ts'), modelDir, values.variant!, imagePath, hasTokenizer ? values.instruction! : '', TINY_INPUT_IDS.join(',')], {
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+});
+process.on('exit', () => bareChild.kill('SIGKILL'));
+const policy = await new Promise<{ backend: string; variant: string }>((resolve, reject) => {
+  bareChild.once('message', (m) => resolve(m as { backend: string; variant: string }));
+  bareChild.once('exit', (code) => reject(new Error(`the bare-step process exited with ${code}`)));
+});
+const bareStep = () =>
+  new Promise<number>((resolve) => {
+    bareChild.once('message', (m) => resolve((m as { ms: number }).ms));
+    bareChild.send('step');
+  });
 console.log(`serve-load: ${modelDir} (variant ${values.variant}), ${image.width}x${image.height} image ${nodePath.basename(imagePath)} as json-numpy (${(body.length / 1024).toFixed(0)} KiB body), ${url}`);
-console.log(`  bare step: this process, backend ${policy.model.backend.name}, variant ${policy.variant.name}; server: model thread, backend ${serverBackend}, variant ${serverVariant}`);
-if (serverBackend !== policy.model.backend.name || serverVariant !== policy.variant.name) throw new Error('the server runs another backend or variant than the bare step');
+console.log(`  bare step: a process of its own (policy.predict timed inside it), backend ${policy.backend}, variant ${policy.variant}; server: model thread, backend ${serverBackend}, variant ${serverVariant}`);
+if (serverBackend !== policy.backend || serverVariant !== policy.variant) throw new Error('the server runs another backend or variant than the bare step');
 const WARM_UP = 10;
 for (let i = 0; i < WARM_UP; i++) {
-  bareStep();
+  await bareStep();
   await postAct();
   await postAct(floorUrl);
 }
-// Blocks of BLOCK of each kind in turn (bare, server, floor), the first of each block dropped: both sides see the
-// same machine within a fraction of a second, and no request directly follows the client's own policy step.
-const BLOCK = 5;
+// One at a time, in the order bare, server, bare, floor: every side runs with the same duty cycle (on a shared
+// machine the scheduler favours a thread that has been idle, so blocks of steps back to back would make one side
+// look slower than it is).
 const bare: number[] = [];
 const served: number[] = [];
 const floor: number[] = [];
 const timings: Record<string, number>[] = [];
 while (served.length < Number(values.samples)) {
-  for (let i = 0; i < BLOCK; i++) {
-    const ms = bareStep();
-    if (i > 0) bare.push(ms);
-  }
-  for (let i = 0; i < BLOCK; i++) {
-    const reply = await postAct();
-    if (reply.status !== 200) throw new Error(`POST /act answered ${reply.status} at 1 client`);
-    if (i === 0) continue;
-    served.push(reply.ms);
-    timings.push(reply.timing);
-  }
-  for (let i = 0; i < BLOCK; i++) {
-    const reply = await postAct(floorUrl);
-    if (i > 0) floor.push(reply.ms);
-  }
+  bare.push(await bareStep());
+  const reply = await postAct();
+  if (reply.status !== 200) throw new Error(`POST /act answered ${reply.status} at 1 client`);
+  served.push(reply.ms);
+  timings.push(reply.timing);
+  bare.push(await bareStep());
+  floor.push((await postAct(floorUrl)).ms);
 }
 const bareP50 = median(bare);
 const servedP50 = median(served);
@@ -207,7 +202,7 @@ const floorP50 = median(floor);
 const overhead = (servedP50 - bareP50) / bareP50;
 const part = (name: string) => median(timings.map((t) => t[name]));
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-console.log(`\nbare policy step vs POST /act at 1 client, ${served.length} of each, in blocks of ${BLOCK - 1} (after ${WARM_UP} warm-up rounds):`);
+console.log(`\nbare policy step vs POST /act at 1 client: ${bare.length} bare steps, ${served.length} requests, ${floor.length} floor requests, alternated one by one (after ${WARM_UP} warm-up rounds):`);
 console.log(`  bare step p50 ${bareP50.toFixed(2)} ms, server p50 ${servedP50.toFixed(2)} ms`);
 console.log(`  overhead = (server p50 - bare step p50) / bare step p50 = ${pct(overhead)} (target <= 5%)`);
 console.log(
@@ -215,6 +210,11 @@ console.log(
     `model-thread round trip ${part('step').toFixed(2)} ms (of which the step inside the thread ${part('worker').toFixed(2)} ms, the policy ${part('policy').toFixed(2)} ms); ` +
     `the rest of the latency (HTTP in and out, client) ${(servedP50 - part('parse') - part('queue') - part('step')).toFixed(2)} ms`,
 );
+// The same request's latency against the step inside the model thread: what the server adds, free of the
+// difference between this process's step and the server thread's step from one moment to the next.
+const added = median(served.map((ms, i) => ms - timings[i].worker));
+const workerP50 = part('worker');
+console.log(`  per request: latency - the step inside the model thread, p50 ${added.toFixed(2)} ms = ${pct(added / workerP50)} of that step's p50 (${workerP50.toFixed(2)} ms)`);
 console.log(
   `  HTTP floor: the same POST to a plain node:http server that only reads the body and answers the same action: p50 ${floorP50.toFixed(2)} ms = ${pct(floorP50 / bareP50)} of the bare step; ` +
     `server overhead beyond that floor ${pct((servedP50 - bareP50 - floorP50) / bareP50)}`,
@@ -248,14 +248,16 @@ console.log(`\nerrors other than 503: ${otherErrors} (must be 0); requests witho
 console.log(
   JSON.stringify({
     model: modelDir,
-    variant: policy.variant.name,
-    backend: policy.model.backend.name,
+    variant: policy.variant,
+    backend: policy.backend,
     image: `${image.width}x${image.height}`,
     body_bytes: body.length,
     bare_step_p50_ms: bareP50,
     server_p50_ms: servedP50,
     overhead: overhead,
     http_floor_p50_ms: floorP50,
+    added_per_request_p50_ms: added,
+    worker_step_p50_ms: workerP50,
     server_timing_p50_ms: Object.fromEntries(['parse', 'queue', 'step', 'worker', 'policy'].map((k) => [k, part(k)])),
     levels: levels.map((r) => ({
       clients: r.clients,
@@ -272,6 +274,7 @@ console.log(
 );
 server.kill('SIGTERM');
 floorServer.kill('SIGTERM');
+bareChild.disconnect();
 await new Promise((r) => server.on('exit', r));
 agent.destroy();
 process.exitCode = otherErrors === 0 && unanswered === 0 ? 0 : 1;
