@@ -57,3 +57,16 @@ export function parseIntegerFlag(value: string | undefined, flag: string, fallba
   }
   return parsed;
 }
+
+/** A number flag: `--flag X` with min <= X <= max, finite (or the fallback when absent). */
+export function parseNumberFlag(value: string | undefined, flag: string, fallback: number, min: number, max: number): number;
+export function parseNumberFlag(value: string | undefined, flag: string, fallback: undefined, min: number, max: number): number | undefined;
+export function parseNumberFlag(value: string | undefined, flag: string, fallback: number | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return fallback;
+  const text = value.trim();
+  const parsed = Number(text);
+  if (text === '' || !Number.isFinite(parsed) || parsed < min || parsed > max) {
+    throw new UserError(`--${flag} must be a number from ${min} to ${max}, got '${value}'.`);
+  }
+  return parsed;
+}

@@ -1,11 +1,15 @@
-import { parseArgs } from 'node:util';
+import fs from 'node:fs';
 import { UserError } from '../errors.js';
 import { startServer } from '../serve/server.js';
+import { parseVariant } from '../variant.js';
 import { parseBackendName } from './act.js';
+import { parseIntegerFlag, parseNumberFlag, parseOptions } from './args.js';
+import { calibrationIfNeeded } from './calibration.js';
 import { progressBar } from './progress.js';
 
 const HELP = `usage: sqap-vla serve --model DIR [--variant V] [--host 127.0.0.1] [--port 8000] [--max-queue N]
                       [--timeout-ms MS] [--max-body-mb MB] [--backend auto|ref|native] [--json-logs] [--json]
+                      [--prune-layer K] [--sqap-share F] [--sqap-radius R] [--prune-seed S] [--calib DIR]
 
 Serves a policy over HTTP, compatible with OpenVLA's vla-scripts/deploy.py clients.
   POST /act      {"image": <json-numpy uint8 [H,W,3]> | "<base64 PNG/JPEG>", "instruction": "...",
@@ -24,37 +28,62 @@ Serves a policy over HTTP, compatible with OpenVLA's vla-scripts/deploy.py clien
   --timeout-ms MS    deadline of one request, queue wait included (default 30000); past it 504
   --max-body-mb MB   largest request body (default 16)
   --backend NAME     auto (native if built, else ref), ref, native; default auto
+  --prune-layer K    pruning variants: layers 0..K-1 see every token, layers K.. only the kept ones;
+                     1..layers-1, default 2 (as act --prune-layer)
+  --sqap-share F     share of the sqap budget chosen by query attention, in [0, 1]; default 0.5
+  --sqap-radius R    sqap protects every patch within R patches of the end effector; default 2
+  --prune-seed S     seed of the random pruning method; default 0
+  --calib DIR        GPTQ calibration inputs for a gptq variant (default: rendered testbed frames)
   --json-logs        one JSON object per log line instead of text
   --json             on shutdown, print a JSON summary as the last line
 SIGTERM or SIGINT stops listening, answers every accepted request, then exits.`;
 
 export async function runServeCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseOptions(
+    argv,
+    {
       model: { type: 'string' },
       variant: { type: 'string', default: 'base' },
       host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '8000' },
-      'max-queue': { type: 'string', default: '4' },
-      'timeout-ms': { type: 'string', default: '30000' },
-      'max-body-mb': { type: 'string', default: '16' },
+      port: { type: 'string' },
+      'max-queue': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      'max-body-mb': { type: 'string' },
       backend: { type: 'string', default: 'auto' },
+      'prune-layer': { type: 'string' },
+      'sqap-share': { type: 'string' },
+      'sqap-radius': { type: 'string' },
+      'prune-seed': { type: 'string' },
+      calib: { type: 'string' },
       'json-logs': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
-    strict: true,
-  });
+    'serve',
+  );
   if (values.help) {
     console.log(HELP);
     return 0;
   }
   if (!values.model) throw new UserError('serve needs --model DIR (try --model models/tiny-openvla)');
-  const port = integerFlag('port', values.port!, 0, 65535);
-  const maxQueue = integerFlag('max-queue', values['max-queue']!, 0, 100000);
-  const timeoutMs = integerFlag('timeout-ms', values['timeout-ms']!, 1, 24 * 3600 * 1000);
-  const bodyMb = integerFlag('max-body-mb', values['max-body-mb']!, 1, 1024);
+  const port = parseIntegerFlag(values.port, 'port', 8000, 0, 65535);
+  const maxQueue = parseIntegerFlag(values['max-queue'], 'max-queue', 4, 0, 100000);
+  const timeoutMs = parseIntegerFlag(values['timeout-ms'], 'timeout-ms', 30000, 1, 24 * 3600 * 1000);
+  const bodyMb = parseIntegerFlag(values['max-body-mb'], 'max-body-mb', 16, 1, 1024);
+  const backend = parseBackendName(values.backend!);
+  const variant = parseVariant(values.variant!);
+  const pruneFlags = ['prune-layer', 'sqap-share', 'sqap-radius', 'prune-seed'] as const;
+  const stray = pruneFlags.find((flag) => values[flag] !== undefined);
+  if (!variant.prune && stray) throw new UserError(`--${stray} needs a pruning variant (e.g. --variant sqap@0.5)`);
+  // as act: the model's own layer count is checked when it loads (prune layer K is outside 1..layers-1)
+  const prune = {
+    layer: values['prune-layer'] === undefined ? undefined : parseIntegerFlag(values['prune-layer'], 'prune-layer', 0, 1, 4096),
+    queryShare: parseNumberFlag(values['sqap-share'], 'sqap-share', undefined, 0, 1),
+    ringRadius: parseNumberFlag(values['sqap-radius'], 'sqap-radius', undefined, 0, 1000),
+    seed: values['prune-seed'] === undefined ? undefined : parseIntegerFlag(values['prune-seed'], 'prune-seed', 0, -(2 ** 31), 2 ** 31 - 1),
+  };
+  if (!fs.existsSync(values.model) || !fs.statSync(values.model).isDirectory()) throw new UserError(`model directory not found: ${values.model}`);
+  const calibration = await calibrationIfNeeded(values.model, [variant], values.calib);
   const jsonLogs = values['json-logs']!;
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const event = (kind: string, fields: Record<string, unknown>, text: string) =>
@@ -67,7 +96,9 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   const server = await startServer({
     modelDir: values.model,
     variant: values.variant!,
-    backend: parseBackendName(values.backend!),
+    backend,
+    prune,
+    calibration,
     host: values.host!,
     port,
     maxQueue,
@@ -110,10 +141,4 @@ export async function runServeCommand(argv: string[]): Promise<number> {
   }
   if (exitCode !== 0) console.error('sqap-vla: the model could not be served any more (see the fatal line above)');
   return exitCode;
-}
-
-function integerFlag(name: string, text: string, min: number, max: number): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min || value > max) throw new UserError(`--${name} must be an integer from ${min} to ${max}, got '${text}'`);
-  return value;
 }

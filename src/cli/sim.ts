@@ -52,6 +52,8 @@ ${SELECTION_HELP}
   --variant V      with --policy model: the variant (default base), e.g. w4a4+had+sqap@0.5
   --backend NAME   with --policy model: auto (default), ref, native
   --unnorm-key KEY with --policy model: dataset statistics, when the checkpoint has several
+  --instruction T  with --policy model: give the model T instead of each task's own instruction (the
+                   instruction-swap test: success should drop where the instruction picks the object or goal)
   --policy-options JSON  options passed to the policy module's createPolicyFactory
   --frames DIR     write every episode's agent-view frames as DIR/<task>/seed_<seed>/step_NNNN.png
   --json           print the summary as one JSON object on the last stdout line`;
@@ -150,11 +152,17 @@ interface ModelFlags {
   variant?: string;
   backend?: string;
   'unnorm-key'?: string;
+  instruction?: string;
+}
+
+function checkInstruction(text: string): string {
+  if (text.trim() === '') throw new UserError('--instruction must not be empty');
+  return text;
 }
 
 async function parsePolicy(name: string | undefined, optionsJson: string | undefined, flags: ModelFlags): Promise<PolicySpec> {
   const policy = name ?? 'expert';
-  const modelFlag = (['model', 'variant', 'backend', 'unnorm-key'] as const).find((flag) => flags[flag] !== undefined);
+  const modelFlag = (['model', 'variant', 'backend', 'unnorm-key', 'instruction'] as const).find((flag) => flags[flag] !== undefined);
   if (policy !== 'model' && modelFlag) throw new UserError(`--${modelFlag} applies to --policy model.`);
   if (policy === 'model') {
     if (optionsJson !== undefined) throw new UserError("--policy-options applies to a policy module, not 'model' (use --model, --variant).");
@@ -167,6 +175,7 @@ async function parsePolicy(name: string | undefined, optionsJson: string | undef
       variant: parseVariant(flags.variant ?? 'base').name,
       backend: parseBackendName(flags.backend ?? 'auto'),
       ...(flags['unnorm-key'] !== undefined ? { unnormKey: flags['unnorm-key'] } : {}),
+      ...(flags.instruction !== undefined ? { instruction: checkInstruction(flags.instruction) } : {}),
     };
     return { module: MODEL_POLICY_MODULE, options };
   }
@@ -282,6 +291,7 @@ async function runCommand(argv: string[]): Promise<number> {
       variant: { type: 'string' },
       backend: { type: 'string' },
       'unnorm-key': { type: 'string' },
+      instruction: { type: 'string' },
     },
     'sim run',
   );

@@ -158,7 +158,8 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
         },
         onEval: (e) => {
           const closed = e.successRate === undefined ? '' : `; closed-loop success ${(100 * e.successRate).toFixed(1)}%`;
-          const line = `eval step ${e.step}: action-token accuracy ${(100 * e.tokenAccuracy).toFixed(1)}%, action MAE ${e.meanAbsError.toFixed(4)} on ${e.samples} held-out steps${closed}`;
+          const dims = e.meanAbsErrorPerDim.map((v, d) => `${v.toFixed(2)}/${e.constantMeanAbsErrorPerDim[d].toFixed(2)}`).join(' ');
+          const line = `eval step ${e.step}: action-token accuracy ${(100 * e.tokenAccuracy).toFixed(1)}%, action MAE ${e.meanAbsError.toFixed(4)} on ${e.samples} held-out steps (per dim x y z roll pitch yaw grip, model/constant: ${dims})${closed}`;
           if (bar) bar.update(e.step, {});
           process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${line}\n`);
         },
@@ -179,7 +180,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     train_seconds: result.trainSeconds,
     train_steps_in_demos: result.trainSteps,
     held_out_steps: result.heldOutSteps,
-    eval: result.lastEval ? { step: result.lastEval.step, token_accuracy: result.lastEval.tokenAccuracy, action_mae: result.lastEval.meanAbsError, samples: result.lastEval.samples, success_rate: result.lastEval.successRate ?? null } : null,
+    eval: result.lastEval ? { step: result.lastEval.step, token_accuracy: result.lastEval.tokenAccuracy, action_mae: result.lastEval.meanAbsError, action_mae_per_dim: result.lastEval.meanAbsErrorPerDim, constant_mae_per_dim: result.lastEval.constantMeanAbsErrorPerDim, samples: result.lastEval.samples, success_rate: result.lastEval.successRate ?? null } : null,
     backend: backend.name,
   };
   if (values.json) console.log(JSON.stringify(summary));

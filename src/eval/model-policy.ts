@@ -31,6 +31,8 @@ export interface ModelPolicyOptions {
   backend?: BackendName;
   /** dataset statistics for un-normalization; needed when the checkpoint has several */
   unnormKey?: string;
+  /** give the model this instruction instead of each task's own (the instruction-swap test: does it listen?) */
+  instruction?: string;
 }
 
 /** Per-step latency in milliseconds as the model reports it (prefill/decode once the model splits llm). */
@@ -134,5 +136,9 @@ export class ModelPolicy {
 export function createPolicyFactory(options: ModelPolicyOptions): PolicyFactory {
   if (!options || typeof options.model !== 'string') throw new UserError('the model policy needs options.model (a checkpoint directory)');
   const model = ModelPolicy.load(options);
-  return () => model.policy();
+  const instruction = options.instruction;
+  if (instruction === undefined) return () => model.policy();
+  if (typeof instruction !== 'string' || instruction.trim() === '') throw new UserError('the model policy\'s instruction must be non-empty text');
+  const policy = model.policy();
+  return () => ({ act: (observation) => policy.act({ ...observation, instruction }) });
 }

@@ -172,7 +172,7 @@ export function writeSyntheticOpenVla(dir: string, sizes: SyntheticSizes, option
       num_hidden_layers: sizes.llmLayers, num_attention_heads: sizes.llmHeads, num_key_value_heads: sizes.llmKvHeads,
       head_dim: headDim, rms_norm_eps: 1e-6, rope_parameters: { rope_theta: 10000, rope_type: 'default' }, bos_token_id: 1, eos_token_id: 2,
     },
-    timm_overrides_for_tiny_fixture: sizes.vitHeads.map((heads, i) => ({ embed_dim: sizes.vitWidths[i], depth: sizes.vitDepths[i] + 1, num_heads: heads })),
+    timm_model_overrides: sizes.vitHeads.map((heads, i) => ({ embed_dim: sizes.vitWidths[i], depth: sizes.vitDepths[i] + 1, num_heads: heads })),
   };
   fs.writeFileSync(nodePath.join(dir, 'config.json'), JSON.stringify(config, null, 1));
   const normalize = [{ mean: [0.484375, 0.455078125, 0.40625], std: [0.228515625, 0.2236328125, 0.224609375] }, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }];

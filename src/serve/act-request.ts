@@ -3,6 +3,7 @@
 // same JSON as a string>"}), a base64 PNG/JPEG image, prompt ids and the robot context that pruning uses. Runs on
 // the event loop, so every check is linear in the body and nothing big is decoded before its size is known.
 import type { PinholeCamera, RobotContext } from '../prune/index.js';
+import { imageBuffers } from './buffer-pool.js';
 import { RequestError } from './errors.js';
 import { decodeBase64, decodeNdArray, isNdArrayJson, ndArrayNumbers, base64DecodedLength } from './ndarray.js';
 import { MAX_INPUT_IDS } from './schema.js';
@@ -43,7 +44,8 @@ export interface ModelFacts {
 /** Validates a plain-form body against the JSON schema; returns the first error as one line, or undefined. */
 export type SchemaCheck = (body: unknown) => string | undefined;
 
-export function parseActBody(body: unknown, checkSchema: SchemaCheck, facts: ModelFacts | undefined): ParsedAct {
+/** `slices`: the base64 values the body parser cut out of the raw body (body-parser.ts), if any. */
+export function parseActBody(body: unknown, checkSchema: SchemaCheck, facts: ModelFacts | undefined, slices?: readonly Buffer[]): ParsedAct {
   let encoded = false;
   if (isObject(body) && 'encoded' in body) {
     // deploy.py: `assert len(payload.keys()) == 1` then json.loads(payload["encoded"])
@@ -61,8 +63,8 @@ export function parseActBody(body: unknown, checkSchema: SchemaCheck, facts: Mod
   }
   if (!isObject(body)) throw new RequestError('the body must be a JSON object');
   if (body.image === undefined) throw new RequestError('image is missing (a json-numpy uint8 array [H, W, 3] or a base64 PNG/JPEG)');
-  const image = parseImage(body.image);
-  const inputIds = body.input_ids === undefined ? undefined : parseInputIds(body.input_ids, facts);
+  const image = parseImage(body.image, slices);
+  const inputIds = body.input_ids === undefined ? undefined : parseInputIds(body.input_ids, facts, slices);
   const instruction = body.instruction === undefined ? undefined : parseInstruction(body.instruction);
   if (inputIds === undefined) {
     if (instruction === undefined) throw new RequestError('instruction is missing');
@@ -71,16 +73,16 @@ export function parseActBody(body: unknown, checkSchema: SchemaCheck, facts: Mod
     }
   }
   const unnormKey = parseUnnormKey(body.unnorm_key, facts);
-  const robot = parseRobotContext(body);
+  const robot = parseRobotContext(body, slices);
   if (body.return_details !== undefined && typeof body.return_details !== 'boolean') throw new RequestError('return_details must be true or false');
   return { job: { image, inputIds, instruction, unnormKey, robot }, encoded, returnDetails: body.return_details === true };
 }
 
-function parseImage(value: unknown): ImagePayload {
+function parseImage(value: unknown, slices: readonly Buffer[] | undefined): ImagePayload {
   if (typeof value === 'string') return parseEncodedImage(value);
   const dtype = isNdArrayJson(value) ? value.dtype : undefined;
   if (typeof dtype === 'string' && !/^[|<>=]?u1$/.test(dtype)) throw new RequestError(`image.dtype must be |u1 (uint8), got '${dtype.slice(0, 40)}'`);
-  const array = decodeNdArray(value, 'image', { maxBytes: MAX_IMAGE_PIXELS * 4, maxRank: 3 });
+  const array = decodeNdArray(value, 'image', { maxBytes: MAX_IMAGE_PIXELS * 4, maxRank: 3 }, slices);
   const [height, width, channels = 1] = array.shape;
   if (array.shape.length < 2 || ![1, 3, 4].includes(channels)) {
     throw new RequestError(`image.shape must be [H, W, 3] (or [H, W], [H, W, 1], [H, W, 4]), got ${JSON.stringify(array.shape)}`);
@@ -96,6 +98,7 @@ function toRgb(bytes: Buffer, pixels: number, channels: number): Uint8Array {
   for (let p = 0; p < pixels; p++) {
     for (let c = 0; c < 3; c++) rgb[p * 3 + c] = bytes[p * channels + (channels === 1 ? 0 : c)];
   }
+  imageBuffers.release(bytes.buffer as ArrayBuffer); // the decoded bytes are not used any more
   return rgb;
 }
 
@@ -159,8 +162,8 @@ function jpegSize(bytes: Buffer): { width: number; height: number } {
   throw new RequestError('image is a truncated or corrupt JPEG (no frame header)');
 }
 
-function parseInputIds(value: unknown, facts: ModelFacts | undefined): number[] {
-  const ids = isNdArrayJson(value) ? ndArrayNumbers(decodeNdArray(value, 'input_ids', { maxBytes: MAX_INPUT_IDS * 8, maxRank: 1 })) : value;
+function parseInputIds(value: unknown, facts: ModelFacts | undefined, slices: readonly Buffer[] | undefined): number[] {
+  const ids = isNdArrayJson(value) ? ndArrayNumbers(decodeNdArray(value, 'input_ids', { maxBytes: MAX_INPUT_IDS * 8, maxRank: 1 }, slices)) : value;
   if (!Array.isArray(ids) || ids.length === 0) throw new RequestError('input_ids must be a non-empty list of token ids');
   if (ids.length > MAX_INPUT_IDS) throw new RequestError(`input_ids has ${ids.length} ids; the limit is ${MAX_INPUT_IDS}`);
   ids.forEach((id, i) => {
@@ -188,15 +191,15 @@ function parseUnnormKey(value: unknown, facts: ModelFacts | undefined): string |
   return value;
 }
 
-function parseRobotContext(body: Record<string, unknown>): RobotContext | undefined {
+function parseRobotContext(body: Record<string, unknown>, slices: readonly Buffer[] | undefined): RobotContext | undefined {
   const { eef_pixel: eefPixel, eef, camera } = body;
   if (eefPixel !== undefined) {
     if (eef !== undefined || camera !== undefined) throw new RequestError('give eef_pixel or eef + camera, not both');
-    return { eefPixel: finiteNumbers(eefPixel, 'eef_pixel', 2) as [number, number] };
+    return { eefPixel: finiteNumbers(eefPixel, 'eef_pixel', 2, slices) as [number, number] };
   }
   if (eef === undefined && camera === undefined) return undefined;
   if (eef === undefined || camera === undefined) throw new RequestError('eef and camera go together: the end-effector position [x, y, z] and the camera that took the image');
-  return { eef: finiteNumbers(eef, 'eef', 3) as [number, number, number], camera: parseCamera(camera) };
+  return { eef: finiteNumbers(eef, 'eef', 3, slices) as [number, number, number], camera: parseCamera(camera) };
 }
 
 function parseCamera(value: unknown): PinholeCamera {
@@ -216,8 +219,8 @@ function parseCamera(value: unknown): PinholeCamera {
 }
 
 /** A list (or json-numpy array) of `length` finite numbers. */
-function finiteNumbers(value: unknown, name: string, length: number): number[] {
-  const numbers = isNdArrayJson(value) ? ndArrayNumbers(decodeNdArray(value, name, { maxBytes: length * 8, maxRank: 2 })) : value;
+function finiteNumbers(value: unknown, name: string, length: number, slices?: readonly Buffer[]): number[] {
+  const numbers = isNdArrayJson(value) ? ndArrayNumbers(decodeNdArray(value, name, { maxBytes: length * 8, maxRank: 2 }, slices)) : value;
   if (!Array.isArray(numbers) || numbers.length !== length) throw new RequestError(`${name} must be a list of ${length} numbers`);
   numbers.forEach((v, i) => {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new RequestError(`${name}[${i}] must be a finite number`);

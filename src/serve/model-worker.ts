@@ -4,8 +4,9 @@
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../errors.js';
 import type { ActJob } from './act-request.js';
+import { imageBuffers } from './buffer-pool.js';
 import { HttpError } from './errors.js';
-import type { FromWorker, ReadyInfo, StepOutput, ToWorker, WorkerSettings } from './worker-protocol.js';
+import { imageBuffer, type FromWorker, type ReadyInfo, type StepOutput, type ToWorker, type WorkerSettings } from './worker-protocol.js';
 
 /** More crashes than this within CRASH_WINDOW_MS is fatal (a model that crashes on every step). */
 export const MAX_CRASHES = 3;
@@ -63,9 +64,9 @@ export class ModelWorker {
     return new Promise<StepOutput>((resolve, reject) => {
       const id = this.nextId++;
       this.pending = { id, resolve, reject };
-      // the image bytes are this request's own (act-request.ts ownBytes): move them instead of copying
-      const image = job.image.kind === 'rgb' ? job.image.data : job.image.bytes;
-      worker.postMessage({ type: 'act', id, job } satisfies ToWorker, [image.buffer as ArrayBuffer]);
+      // the image bytes are this request's own (act-request.ts ownBytes): move them instead of copying; they come
+      // back with the answer and go to the pool for the next request's image
+      worker.postMessage({ type: 'act', id, job } satisfies ToWorker, [imageBuffer(job)]);
     });
   }
 
@@ -141,6 +142,7 @@ export class ModelWorker {
   }
 
   private settle(message: Extract<FromWorker, { type: 'result' | 'error' }>): void {
+    if (message.image) imageBuffers.release(message.image);
     const pending = this.pending;
     if (!pending || pending.id !== message.id) return;
     this.pending = undefined;

@@ -2,6 +2,8 @@
 // an array is `{"__numpy__": base64(raw C-order bytes), "dtype": numpy descr (e.g. "|u1", "<f8"), "shape": [..]}`;
 // an empty shape means a scalar. Decoding checks the byte count implied by dtype and shape against the base64
 // length *before* decoding, so a huge declared shape costs nothing.
+import { decodeBase64Bytes } from './base64.js';
+import { resolveBase64 } from './body-parser.js';
 import { RequestError } from './errors.js';
 
 export interface NdArrayJson {
@@ -28,7 +30,7 @@ export interface NdLimits {
   maxRank: number;
 }
 
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const EQUALS = 0x3d;
 const DESCR = /^([<>|=]?)([uifb])(\d+)$/;
 const ITEM_BYTES: Record<NdKind, number[]> = { u: [1, 2, 4, 8], i: [1, 2, 4, 8], f: [2, 4, 8], b: [1] };
 
@@ -36,18 +38,27 @@ export function isNdArrayJson(value: unknown): value is Record<string, unknown> 
   return typeof value === 'object' && value !== null && !Array.isArray(value) && '__numpy__' in value;
 }
 
-/** Bytes a valid base64 string of this length decodes to (it must be a multiple of 4 long). */
-export function base64DecodedLength(text: string): number {
-  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
-  return (text.length / 4) * 3 - padding;
+/** Bytes a valid base64 text of this length decodes to (it must be a multiple of 4 long). */
+export function base64DecodedLength(text: string | Buffer): number {
+  const n = text.length;
+  const at = (i: number) => (typeof text === 'string' ? text.charCodeAt(i) : text[i]);
+  const padding = n >= 2 && at(n - 1) === EQUALS ? (at(n - 2) === EQUALS ? 2 : 1) : 0;
+  return (n / 4) * 3 - padding;
 }
 
-/** Strict base64 (standard alphabet, padded, no whitespace), as Python's b64encode writes it. */
-export function decodeBase64(text: string, name: string): Buffer {
-  if (text.length % 4 !== 0 || !BASE64.test(text)) {
+/**
+ * Strict base64 (standard alphabet, padded, no whitespace), as Python's b64encode writes it. `text` is a string, or
+ * the raw ASCII bytes of one (a value the body parser cut out of the body), decoded without making a string of it.
+ * For a string, Node's decoder is used: it skips characters outside the alphabet (and stops at '='), and takes
+ * base64url's '-' and '_', so a string is strict exactly when it is a multiple of 4 long, decodes to the byte count
+ * its length implies and holds neither '-' nor '_' (no regular-expression pass over the whole string).
+ */
+export function decodeBase64(text: string | Buffer, name: string): Buffer {
+  const bytes = typeof text !== 'string' ? decodeBase64Bytes(text) : text.length % 4 === 0 ? Buffer.from(text, 'base64') : undefined;
+  if (!bytes || bytes.length !== base64DecodedLength(text) || (typeof text === 'string' && (text.includes('-') || text.includes('_')))) {
     throw new RequestError(`${name} is not valid base64 (standard alphabet, padded, length a multiple of 4)`);
   }
-  return Buffer.from(text, 'base64');
+  return bytes;
 }
 
 /** numpy descr -> element kind, size and byte order; only plain numeric dtypes */
@@ -61,11 +72,15 @@ export function parseDtype(descr: string, name: string): { kind: NdKind; itemByt
   return { kind, itemBytes, littleEndian: match[1] !== '>' };
 }
 
-/** Validate and decode one json-numpy object; every failure is a one-line RequestError naming `name`. */
-export function decodeNdArray(value: unknown, name: string, limits: NdLimits): DecodedNdArray {
+/**
+ * Validate and decode one json-numpy object; every failure is a one-line RequestError naming `name`. `slices` are
+ * the base64 values the body parser cut out of the body (body-parser.ts), which "__numpy__" placeholders stand for.
+ */
+export function decodeNdArray(value: unknown, name: string, limits: NdLimits, slices?: readonly Buffer[]): DecodedNdArray {
   if (!isNdArrayJson(value)) throw new RequestError(`${name} must be a json-numpy array {"__numpy__", "dtype", "shape"}`);
-  const { __numpy__: data, dtype, shape } = value;
-  if (typeof data !== 'string') throw new RequestError(`${name}.__numpy__ must be a base64 string`);
+  const { dtype, shape } = value;
+  if (typeof value.__numpy__ !== 'string') throw new RequestError(`${name}.__numpy__ must be a base64 string`);
+  const data = resolveBase64(value.__numpy__, slices);
   if (typeof dtype !== 'string') throw new RequestError(`${name}.dtype must be a string such as "|u1"`);
   if (!Array.isArray(shape) || shape.length > limits.maxRank) {
     throw new RequestError(`${name}.shape must be a list of at most ${limits.maxRank} sizes`);

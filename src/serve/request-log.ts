@@ -6,6 +6,8 @@ export interface RequestLogFields {
   status: number;
   durationMs: number;
   remote: string;
+  /** headers received -> job ready (body read, parsed, validated, decoded) */
+  parseMs?: number;
   queueMs?: number;
   stepMs?: number;
   /** the one-line reason of a 4xx/5xx */
@@ -22,6 +24,7 @@ export function formatRequestLog(fields: RequestLogFields, json: boolean): strin
       path: fields.path,
       status: fields.status,
       duration_ms: round(fields.durationMs),
+      parse_ms: round(fields.parseMs),
       queue_ms: round(fields.queueMs),
       step_ms: round(fields.stepMs),
       remote: fields.remote,
@@ -29,6 +32,7 @@ export function formatRequestLog(fields: RequestLogFields, json: boolean): strin
     });
   }
   const parts = [time, fields.method, fields.path, String(fields.status), `${fields.durationMs.toFixed(1)}ms`];
+  if (fields.parseMs !== undefined) parts.push(`parse=${fields.parseMs.toFixed(1)}ms`);
   if (fields.queueMs !== undefined) parts.push(`queue=${fields.queueMs.toFixed(1)}ms`);
   if (fields.stepMs !== undefined) parts.push(`step=${fields.stepMs.toFixed(1)}ms`);
   parts.push(fields.remote);

@@ -1,9 +1,13 @@
 // The HTTP policy server: POST /act (OpenVLA deploy.py compatible), GET /health, GET /metrics, on Fastify. The
 // model lives on its own thread (model-worker.ts); the event loop only parses, validates, queues and answers.
+import type { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { LoadPolicyOptions } from '../policy.js';
+import { pruneConfig } from '../prune/index.js';
 import { parseVariant } from '../variant.js';
 import type { BackendName } from '../tensor/backends/index.js';
 import { parseActBody, type ActJob, type SchemaCheck } from './act-request.js';
+import { cutBase64Values, readBody, releaseBody } from './body-parser.js';
 import { HttpError } from './errors.js';
 import { formatRequestLog, type RequestLogFields } from './request-log.js';
 import { Metrics } from './metrics.js';
@@ -17,6 +21,10 @@ export interface ServeOptions {
   modelDir: string;
   variant: string;
   backend: BackendName;
+  /** pruning tuning (act's --prune-layer, --sqap-share, --sqap-radius, --prune-seed); pruning variants only */
+  prune?: LoadPolicyOptions['prune'];
+  /** GPTQ calibration samples for a gptq variant quantized at load */
+  calibration?: LoadPolicyOptions['calibration'];
   host: string;
   port: number;
   /** requests that may wait while a step runs; more get 503 */
@@ -43,6 +51,8 @@ export interface RunningServer {
 }
 
 interface RequestTimings {
+  /** headers received -> job ready: body read, JSON parse, validation, base64 decode */
+  parseMs?: number;
   queueMs?: number;
   stepMs?: number;
   error?: string;
@@ -51,18 +61,27 @@ interface RequestTimings {
 declare module 'fastify' {
   interface FastifyRequest {
     timings: RequestTimings;
+    /** base64 values cut out of the body before parsing (body-parser.ts) */
+    base64Slices: Buffer[];
+    /** the raw body, a pooled buffer given back when the answer is sent */
+    bodyBuffer: Buffer | null;
+    /** performance.now() when the headers arrived */
+    receivedAt: number;
   }
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
-  const variant = parseVariant(options.variant).name; // a bad variant string fails here, before any thread starts
+  // a bad variant string or pruning option fails here, before any thread starts
+  const parsedVariant = parseVariant(options.variant);
+  if (parsedVariant.prune) pruneConfig(parsedVariant.prune.method, parsedVariant.prune.keep, options.prune);
+  const variant = parsedVariant.name;
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const metrics = new Metrics();
   const byStatus: Record<string, number> = {};
   let fatal: Error | undefined;
   let started = false;
   const worker = new ModelWorker(
-    { modelDir: options.modelDir, variant, backend: options.backend },
+    { modelDir: options.modelDir, variant, backend: options.backend, prune: options.prune, calibration: options.calibration },
     {
       onProgress: options.onProgress,
       onCrash: (reason) => log(event(options.jsonLogs, 'worker_crash', `${reason}; restarting it`)),
@@ -91,11 +110,29 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     forceCloseConnections: 'idle',
     ajv: { customOptions: { allowUnionTypes: true, coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
+  // Bodies are read into pooled buffers and the big base64 values cut out before the JSON parse (body-parser.ts);
+  // the rest goes through Fastify's own JSON parser, so errors and prototype-poisoning checks are Fastify's.
   // deploy.py (FastAPI) parses a body without a Content-Type as JSON; so do we, and any other type too.
-  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  const parseJsonBody = (request: FastifyRequest, payload: Readable | undefined, done: (error: Error | null, body?: unknown) => void) => {
+    readBody(payload ?? request.raw, request.headers['content-length'], options.bodyLimitBytes, (error, body) => {
+      if (error || !body) return done(error);
+      request.bodyBuffer = body;
+      const { text, slices } = cutBase64Values(body);
+      request.base64Slices = slices;
+      jsonParser(request, text, done);
+    });
+  };
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', parseJsonBody);
+  app.addContentTypeParser('*', parseJsonBody);
   app.decorateRequest('timings', null as unknown as RequestTimings);
+  app.decorateRequest('base64Slices', null as unknown as Buffer[]);
+  app.decorateRequest('bodyBuffer', null as unknown as Buffer);
+  app.decorateRequest('receivedAt', 0);
   app.addHook('onRequest', async (request) => {
     request.timings = {};
+    request.receivedAt = performance.now();
     // Under overload, refuse before reading and parsing the body: a 503 should cost the server almost nothing.
     if (request.method === 'POST' && request.routeOptions.url === '/act') {
       const refusal = queue.refusal();
@@ -109,6 +146,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
+    if (request.bodyBuffer) {
+      releaseBody(request.bodyBuffer);
+      request.bodyBuffer = null;
+      request.base64Slices = [];
+    }
     const route = request.routeOptions.url ?? 'unknown';
     metrics.countRequest(route, reply.statusCode);
     byStatus[reply.statusCode] = (byStatus[reply.statusCode] ?? 0) + 1;
@@ -137,14 +179,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
 
   app.post('/act', { schema: { body: ACT_BODY_SCHEMA } }, async (request: FastifyRequest, reply: FastifyReply) => {
-    const parsed = parseActBody(request.body, schemaCheck(request), worker.info);
+    const parsed = parseActBody(request.body, schemaCheck(request), worker.info, request.base64Slices);
+    const parseMs = performance.now() - request.receivedAt;
+    request.timings.parseMs = parseMs;
     inFlight++;
     try {
       const { result, queueMs, stepMs } = await queue.submit(parsed.job);
       Object.assign(request.timings, { queueMs, stepMs });
       metrics.stepDuration.observe(stepMs / 1000);
       void reply.type('application/json');
-      if (parsed.returnDetails) return detailsJson(result, worker.info?.variant ?? variant, queueMs, stepMs);
+      void reply.header('server-timing', serverTiming(parseMs, queueMs, stepMs, result.timingsMs));
+      if (parsed.returnDetails) return detailsJson(result, worker.info?.variant ?? variant, parseMs, queueMs, stepMs);
       const action = encodeFloat64(result.action);
       // deploy.py: JSONResponse(action) through json_numpy -> a json-numpy object; the double-encoded form gets
       // JSONResponse(json_numpy.dumps(action)) -> a JSON string holding that object in Python's default layout.
@@ -217,7 +262,17 @@ function schemaCheck(request: FastifyRequest): SchemaCheck {
   };
 }
 
-function detailsJson(result: StepOutput, variant: string, queueMs: number, stepMs: number): Record<string, unknown> {
+/**
+ * The Server-Timing header (W3C) of an answered /act: parse (headers received -> job ready), queue, step (the model
+ * thread's round trip), worker (the step inside the model thread), policy (the policy's own total). A client can
+ * tell from it how much of its latency is the server's and how much the policy's.
+ */
+function serverTiming(parseMs: number, queueMs: number, stepMs: number, worker: Record<string, number>): string {
+  const entry = (name: string, ms: number | undefined) => (ms === undefined ? [] : [`${name};dur=${ms.toFixed(3)}`]);
+  return [...entry('parse', parseMs), ...entry('queue', queueMs), ...entry('step', stepMs), ...entry('worker', worker.worker), ...entry('policy', worker.total)].join(', ');
+}
+
+function detailsJson(result: StepOutput, variant: string, parseMs: number, queueMs: number, stepMs: number): Record<string, unknown> {
   const round = (ms: number) => Math.round(ms * 1000) / 1000;
   return {
     action: result.action,
@@ -227,7 +282,7 @@ function detailsJson(result: StepOutput, variant: string, queueMs: number, stepM
     input_ids: result.inputIds,
     variant,
     pruning: result.pruning,
-    timings_ms: { queue: round(queueMs), step: round(stepMs), ...Object.fromEntries(Object.entries(result.timingsMs).map(([k, v]) => [k, round(v)])) },
+    timings_ms: { parse: round(parseMs), queue: round(queueMs), step: round(stepMs), ...Object.fromEntries(Object.entries(result.timingsMs).map(([k, v]) => [k, round(v)])) },
   };
 }
 

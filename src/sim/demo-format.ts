@@ -35,8 +35,13 @@ export interface EpisodeFile {
   failure_reason?: string;
   camera: CameraParams;
   wrist_camera?: CameraParams;
-  /** [T, 7] in the env's [-1, 1] action space */
+  /** [T, 7] in the env's [-1, 1] action space: the actions taken */
   actions: number[][];
+  /**
+   * [T, 7] the expert's command at each step before its noise and perturbations (written when the recording policy
+   * gives labels, as the scripted experts do): the behaviour-cloning target
+   */
+  expert_actions?: number[][];
   /** [T, 7] ee xyz, ee roll-pitch-yaw, gripper opening (m) */
   proprio: number[][];
   /** [T, 3] */
@@ -69,6 +74,8 @@ export interface EpisodeRecording {
   camera: CameraParams;
   wristCamera?: CameraParams;
   actions: Action[];
+  /** the recording policy's labels (Policy.label), when it gave one for every step */
+  expertActions?: Action[];
   proprio: number[][];
   eePosition: number[][];
   eeQuaternion: number[][];
@@ -125,6 +132,7 @@ export function writeEpisode(dir: string, episode: EpisodeRecording): EpisodeInd
     camera: episode.camera,
     ...(episode.wristCamera ? { wrist_camera: episode.wristCamera } : {}),
     actions: episode.actions,
+    ...(episode.expertActions ? { expert_actions: episode.expertActions } : {}),
     proprio: episode.proprio,
     ee_position: episode.eePosition,
     ee_quaternion: episode.eeQuaternion,
@@ -177,6 +185,7 @@ export function readEpisode(dir: string, file: string, options: { frames?: boole
     camera: parsed.camera,
     ...(parsed.wrist_camera ? { wristCamera: parsed.wrist_camera } : {}),
     actions: parsed.actions,
+    ...(parsed.expert_actions ? { expertActions: parsed.expert_actions } : {}),
     proprio: parsed.proprio,
     eePosition: parsed.ee_position,
     eeQuaternion: parsed.ee_quaternion,

@@ -7,6 +7,8 @@ export interface StepInfo {
   step: number;
   observation: Observation;
   action: Action;
+  /** the policy's label for this step (Policy.label), when it gives one */
+  label?: Action;
   result: StepResult;
 }
 
@@ -100,7 +102,8 @@ export async function runEpisode(
       failureReason = `env step failed at step ${step}: ${errorMessage(error)}`;
       break;
     }
-    options.onStep?.({ step, observation, action: action as Action, result });
+    const label = policy.label?.();
+    options.onStep?.({ step, observation, action: action as Action, ...(label ? { label: [...label] } : {}), result });
     if (result.success) success = true;
     if (result.success || result.done) break;
   }

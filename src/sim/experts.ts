@@ -151,6 +151,7 @@ class ScriptedExpert implements ExpertPolicy {
   private settleSteps = 0;
   /** grasp yaw chosen while approaching, kept while descending */
   private graspYawTarget = 0;
+  private lastCommand: Action | undefined;
   private readonly noise: number;
   private readonly perturbationRate: number;
   private readonly dropRate: number;
@@ -176,12 +177,19 @@ class ScriptedExpert implements ExpertPolicy {
     this.dropSteps = 0;
     this.settleSteps = 0;
     this.recoveries = 0;
+    this.lastCommand = undefined;
   }
 
   act(): Action {
     const state = this.env.privileged();
     const command = this.plan(state);
+    this.lastCommand = command.map((v) => clip(v));
     return this.perturb(command);
+  }
+
+  /** The command of the last act() before noise, shoves and drops: what a learner should imitate. */
+  label(): Action | undefined {
+    return this.lastCommand;
   }
 
   private goTo(phase: Phase): void {

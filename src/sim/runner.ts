@@ -85,6 +85,7 @@ export interface EpisodeJob {
 export interface RecordedEpisode {
   entry: EpisodeIndexEntry;
   task: TaskInfo;
+  /** the actions a policy is trained to imitate: the policy's labels when it gave them (expert_actions), else those taken */
   actions: number[][];
   proprio: number[][];
   camera: CameraParams;
@@ -232,15 +233,17 @@ async function writeEpisodePngs(framesDir: string, job: EpisodeJob, frames: RgbI
 
 function startRecording(job: EpisodeJob, env: Env) {
   const actions: number[][] = [];
+  const labels: number[][] = [];
   const proprio: number[][] = [];
   const eePosition: number[][] = [];
   const eeQuaternion: number[][] = [];
   const wristFrames: RgbImage[] = [];
   let first: Observation | undefined;
   return {
-    onStep({ observation, action }: StepInfo): void {
+    onStep({ observation, action, label }: StepInfo): void {
       first ??= observation;
       actions.push([...action]);
+      if (label) labels.push([...label]);
       proprio.push([...observation.proprio]);
       eePosition.push([...observation.eePosition]);
       eeQuaternion.push([...observation.eeQuaternion]);
@@ -260,6 +263,7 @@ function startRecording(job: EpisodeJob, env: Env) {
         camera: observation.camera,
         ...(withWrist ? { wristCamera: observation.wristCamera, wristFrames } : {}),
         actions,
+        ...(labels.length === actions.length && labels.length > 0 ? { expertActions: labels } : {}),
         proprio,
         eePosition,
         eeQuaternion,
@@ -269,7 +273,7 @@ function startRecording(job: EpisodeJob, env: Env) {
       return {
         entry,
         task: { ...env.task },
-        actions,
+        actions: recording.expertActions ?? actions,
         proprio,
         camera: observation.camera,
         imageSize: [observation.camera.width, observation.camera.height],

@@ -48,6 +48,12 @@ export interface Policy {
   act(observation: Observation): Action | Promise<Action>;
   /** Called at the start of each episode. */
   reset?(taskId: string, seed: number): void | Promise<void>;
+  /**
+   * The action a learner should imitate for the observation last passed to act(), when it differs from the action
+   * taken: a noisy expert returns its command before noise and perturbations (DART-style labels: the executed noise
+   * makes the demonstrations visit off-course states, the label says how to recover from them).
+   */
+  label?(): Action | undefined;
 }
 
 export type SuiteName = 'spatial' | 'object' | 'goal' | 'long';

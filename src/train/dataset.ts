@@ -62,7 +62,8 @@ export class DemoDataset {
         taskId: entry.task_id,
         seed: entry.seed,
         instruction: ep.instruction,
-        actions: Float64Array.from(ep.actions.flat()),
+        // DART-style: imitate the expert's command where the recording has it, not the noisy action it took
+        actions: Float64Array.from((ep.expertActions ?? ep.actions).flat()),
         framePath: nodePath.join(dir, file.frames.file),
         frameBytes: file.frames.frame_bytes,
         offsets: file.frames.offsets,

@@ -14,6 +14,9 @@ export interface LogRecord {
   eval_token_accuracy?: number;
   /** offline: mean absolute error of the greedy normalized action */
   eval_action_mae?: number;
+  /** [7] per action dimension, and what a constant answer (the targets' median) scores */
+  eval_action_mae_per_dim?: number[];
+  eval_constant_mae_per_dim?: number[];
   eval_loss?: number;
   /** closed loop: success rate in the testbed */
   eval_success_rate?: number;

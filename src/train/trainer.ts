@@ -83,6 +83,13 @@ export interface EvalReport {
   tokenAccuracy: number;
   /** mean |normalized action - target| over the 7 dimensions */
   meanAbsError: number;
+  /** the same per dimension (x, y, z, roll, pitch, yaw, gripper) */
+  meanAbsErrorPerDim: number[];
+  /**
+   * per dimension, the error of always answering the held-out targets' median: a model that ignores its image and
+   * instruction scores about this, so the gap to it is what the model has learned
+   */
+  constantMeanAbsErrorPerDim: number[];
   samples: number;
   /** closed-loop success over all tasks, when measured */
   successRate?: number;
@@ -163,17 +170,33 @@ function evaluateOffline(s: Sampler, params: Map<string, Tensor<'f32'>>, files: 
   const config = parseOpenVlaConfig(files.configJson, 'config.json');
   const model = OpenVla.fromSource(config, s.preprocessor, mapSource(Object.fromEntries(params)), backend, 'training run');
   let correct = 0;
-  let absError = 0;
+  const absError = new Array<number>(7).fill(0);
+  const targets: number[][] = [];
   for (const ref of refs) {
     const { sample, normalized } = makeSample(s, ref);
     const prompt = Array.from(sample.inputIds.subarray(0, sample.inputIds.length - 7));
     const result = model.predictAction({ pixelValues: sample.pixelValues, inputIds: prompt });
     result.actionTokenIds.forEach((id, i) => {
       if (id === sample.targets[i]) correct++;
-      absError += Math.abs(result.normalizedAction[i] - normalized[i]);
+      absError[i] += Math.abs(result.normalizedAction[i] - normalized[i]);
     });
+    targets.push(normalized);
   }
-  return { step, tokenAccuracy: correct / (7 * refs.length), meanAbsError: absError / (7 * refs.length), samples: refs.length };
+  const n = Math.max(1, refs.length);
+  const perDim = absError.map((e) => e / n);
+  const constant = absError.map((_, d) => {
+    const column = targets.map((t) => t[d]).sort((a, b) => a - b);
+    const median = column.length ? column[Math.floor(column.length / 2)] : 0;
+    return column.reduce((acc, v) => acc + Math.abs(v - median), 0) / n;
+  });
+  return {
+    step,
+    tokenAccuracy: correct / (7 * n),
+    meanAbsError: perDim.reduce((a, b) => a + b, 0) / 7,
+    meanAbsErrorPerDim: perDim,
+    constantMeanAbsErrorPerDim: constant,
+    samples: refs.length,
+  };
 }
 
 export async function train(options: TrainOptions, backend: Backend, grad: GradBackend, hooks: TrainHooks = {}): Promise<TrainResult> {
@@ -300,6 +323,8 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
       lastEval = evaluateOffline(evalSampler, params.tensors, files, backend, evalRefs, step);
       record.eval_token_accuracy = lastEval.tokenAccuracy;
       record.eval_action_mae = lastEval.meanAbsError;
+      record.eval_action_mae_per_dim = lastEval.meanAbsErrorPerDim;
+      record.eval_constant_mae_per_dim = lastEval.constantMeanAbsErrorPerDim;
       if (o.evalEpisodes > 0 && hooks.closedLoop) {
         save();
         lastSave = performance.now();

@@ -48,6 +48,37 @@ test('the policy acts as `act --instruction` does on the same image', async () =
   assert.deepEqual(action, JSON.parse(act.stdout.trim().split('\n').at(-1)!).action);
 });
 
+test('an instruction override replaces the task instruction (the instruction-swap test), and must not be empty', async () => {
+  const env = await createEnv('fake_reach_far', 2, { imageSize: 32 });
+  const observation = env.observe({ render: true });
+  const other = 'stack the blue cube on the red cube';
+  const swapped = createPolicyFactory({ model: modelDir, backend: 'ref', instruction: other })(env) as { act: (o: typeof observation) => number[] };
+  const plain = createPolicyFactory({ model: modelDir, backend: 'ref' })(env) as { act: (o: typeof observation) => number[] };
+  assert.deepEqual(swapped.act(observation), plain.act({ ...observation, instruction: other }));
+  // the tiny model's action does not depend on its prompt, so check which instruction reaches the prompt
+  const seen: string[] = [];
+  const promptIds = ModelPolicy.prototype.promptIds;
+  ModelPolicy.prototype.promptIds = function (this: ModelPolicy, instruction: string) {
+    seen.push(instruction);
+    return promptIds.call(this, instruction);
+  };
+  try {
+    swapped.act(observation);
+    plain.act(observation);
+  } finally {
+    ModelPolicy.prototype.promptIds = promptIds;
+  }
+  assert.deepEqual(seen, [other, observation.instruction]);
+  assert.notEqual(other, observation.instruction);
+  assert.throws(() => createPolicyFactory({ model: modelDir, backend: 'ref', instruction: ' ' }), { name: 'UserError' });
+  const empty = cli('sim', 'run', '--task', 'spatial-left-cube-to-plate', '--policy', 'model', '--model', modelDir, '--instruction', '', '--episodes', '1');
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /--instruction must not be empty/);
+  const expertWithInstruction = cli('sim', 'run', '--task', 'spatial-left-cube-to-plate', '--instruction', 'x', '--episodes', '1');
+  assert.equal(expertWithInstruction.code, 2);
+  assert.match(expertWithInstruction.stderr, /--instruction applies to --policy model/);
+});
+
 test('runner: the model policy gives the same episodes in the main thread and in worker threads', async () => {
   const spec = {
     tasks: ['fake_reach_near', 'fake_reach_far'],

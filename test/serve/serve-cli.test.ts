@@ -82,6 +82,14 @@ test('serve --help, and flag errors are UserErrors (one line, exit status 2 thro
     [['--model', MODEL_DIR, '--port', 'http'], /--port must be an integer/],
     [['--model', MODEL_DIR, '--max-queue=-1'], /--max-queue must be an integer/],
     [['--model', MODEL_DIR, '--backend', 'gpu'], /unknown --backend/],
+    [['--model', MODEL_DIR, '--max-queue', '-1'], /--max-queue must be an integer from 0 to 100000, got '-1'/],
+    [['--model', MODEL_DIR, '--prune-layer', '1'], /--prune-layer needs a pruning variant/],
+    [['--model', MODEL_DIR, '--variant', 'sqap@0.5', '--prune-layer', '-1'], /--prune-layer must be an integer from 1 to \d+, got '-1'/],
+    [['--model', MODEL_DIR, '--variant', 'sqap@0.5', '--sqap-share', '1.5'], /--sqap-share must be a number from 0 to 1, got '1.5'/],
+    [['--model', MODEL_DIR, '--variant', 'sqap@0.5', '--sqap-radius', '-2'], /--sqap-radius must be a number from 0 to \d+, got '-2'/],
+    [['--model', MODEL_DIR, '--variant', 'sqap@0.5', '--prune-seed', 'x'], /--prune-seed must be an integer/],
+    // the model's own layer count is checked when it loads (tiny-openvla has 3 decoder layers)
+    [['--model', MODEL_DIR, '--variant', 'sqap@0.5', '--prune-layer', '3'], /prune layer 3 is outside 1\.\.2/],
   ];
   for (const [args, pattern] of cases) {
     await assert.rejects(runServeCommand(args), (e: Error) => e instanceof UserError && pattern.test(e.message) && !e.message.includes('\n'), args.join(' '));

@@ -12,7 +12,7 @@ import type { RunningServer } from '../../src/serve/server.js';
 import { makeTinyInstructionModel } from '../eval/tiny-model.js';
 import { ACTION_MAX_ABS } from '../tolerances.js';
 import { maxAbsDiff } from '../support/fixtures.js';
-import { BIN, decodeFloat64Reply, EXPECTED, IMAGE_PATH, jsonNumpyBody, MODEL_DIR, post, referenceImage, ROOT, startTestServer } from './helpers.js';
+import { BIN, decodeFloat64Reply, EXPECTED, IMAGE_PATH, jsonNumpyBody, MODEL_DIR, post, referenceImage, ROOT, spawnServe, startTestServer } from './helpers.js';
 
 let server: RunningServer;
 const logs: string[] = [];
@@ -176,6 +176,26 @@ test('a pruning variant gets the robot context: the action and kept tokens equal
     assert.match(bare.pruning.note, /no robot context/);
   } finally {
     await pruned.close();
+  }
+});
+
+test('serve --prune-layer --sqap-share --sqap-radius tune pruning as act does: same kept tokens and action', async () => {
+  const tuning = ['--variant', 'sqap@0.5', '--prune-layer', '1', '--sqap-share', '0.25', '--sqap-radius', '1'];
+  const served = await spawnServe(tuning);
+  try {
+    const act = await promisify(execFile)(process.execPath, [BIN, 'act', '--model', MODEL_DIR, '--image', IMAGE_PATH, '--input-ids', EXPECTED.input_ids.join(','), ...tuning, '--eef-pixel', '30,40', '--json'], { cwd: ROOT, encoding: 'utf8' });
+    const expected = JSON.parse(act.stdout.trim().split('\n').pop()!) as { action: number[]; pruning: { layer: number; kept_indices: number[]; query_share: number; ring_radius: number } };
+    const reply = await post(served.url, jsonNumpyBody(referenceImage(), { eef_pixel: [30, 40], return_details: true }));
+    assert.equal(reply.status, 200, reply.text);
+    const details = JSON.parse(reply.text);
+    assert.equal(details.pruning.layer, 1);
+    assert.equal(details.pruning.query_share, 0.25);
+    assert.equal(details.pruning.ring_radius, 1);
+    assert.deepEqual(details.pruning.kept_indices, expected.pruning.kept_indices);
+    assert.deepEqual(details.action, expected.action);
+  } finally {
+    served.child.kill('SIGTERM');
+    await served.exited;
   }
 });
 

@@ -247,6 +247,34 @@ describe('scripted experts', () => {
     });
   }
 
+  it('label the command before noise: equal to the action without noise, and the noise is what differs', async () => {
+    const task = listTasks()[0];
+    const rollout = async (options: Parameters<typeof createExpert>[2]) => {
+      const env = await createEnv(task.id, 3, { render: false });
+      try {
+        const expert = createExpert(env, 3, options);
+        await expert.reset?.(task.id, 3);
+        const steps: { action: Action; label: Action }[] = [];
+        for (let t = 0; t < 12; t++) {
+          const action = await expert.act(env.observe({ render: false }));
+          steps.push({ action, label: expert.label?.() as Action });
+          env.step(action);
+        }
+        return steps;
+      } finally {
+        env.close();
+      }
+    };
+    const quiet = await rollout({ actionNoise: 0, perturbationRate: 0, dropRate: 0 });
+    for (const { action, label } of quiet) assert.deepEqual(label, action);
+    const noisy = await rollout({ actionNoise: 0.05, perturbationRate: 0, dropRate: 0 });
+    // the first step starts from the same state, so its label is the quiet expert's first command
+    assert.deepEqual(noisy[0].label, quiet[0].action);
+    const differs = noisy.filter(({ action, label }) => action.slice(0, 6).some((v, i) => Math.abs(v - label[i]) > 1e-6));
+    assert.ok(differs.length >= 10, `noise changed only ${differs.length} of 12 actions`);
+    for (const { action, label } of noisy) assert.equal(label[6], action[6]); // no drops: the gripper command is untouched
+  });
+
   it('refuses an env without privileged state', () => {
     const fake = { task: listTasks()[0], seed: 0 } as unknown as SimEnv;
     assert.throws(() => createExpert({ ...fake, privileged: undefined } as never), /privileged/);

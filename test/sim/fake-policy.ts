@@ -10,6 +10,8 @@ export interface FakePolicyOptions {
   badSeed?: number;
   /** misbehave from this step on */
   badStep?: number;
+  /** act with a fixed offset on x and report the clean command as the label (a noisy expert with DART labels) */
+  labelledOffset?: number;
 }
 
 /** Proportional controller on the fake env's privileged target; the gripper closes when near. */
@@ -47,6 +49,19 @@ export function misbehaving(env: Env, options: FakePolicyOptions): Policy {
   };
 }
 
+/** The fake expert, acting `offset` off on x and labelling each step with its clean command. */
+export function labelledExpert(env: Env, offset: number): Policy {
+  const expert = fakeExpert(env);
+  let clean: number[] | undefined;
+  return {
+    act(observation) {
+      clean = expert.act(observation) as number[];
+      return [Math.max(-1, Math.min(1, clean[0] + offset)), ...clean.slice(1)];
+    },
+    label: () => clean,
+  };
+}
+
 export function createPolicyFactory(options: FakePolicyOptions = {}) {
-  return (env: Env) => misbehaving(env, options);
+  return (env: Env) => (options.labelledOffset !== undefined ? labelledExpert(env, options.labelledOffset) : misbehaving(env, options));
 }

@@ -84,6 +84,28 @@ test('recorded episodes read back identical to a direct run; statistics cover su
   assert.equal(demos.statistics?.fake_demos.num_trajectories, 2);
 });
 
+test('a labelling policy writes expert_actions, and the statistics describe the labels', async () => {
+  const dir = join(scratch, 'labelled');
+  await recordDemonstrations({
+    tasks: ['fake_reach_far'], episodes: 2, seed: 30, out: dir, workers: 1, envModule: FAKE_ENV,
+    policy: { module: FAKE_POLICY, options: { labelledOffset: 0.25 } }, datasetName: 'fake_labelled',
+  });
+  const demos = openDemonstrations(dir);
+  const episodes = [demos.episode(0, { frames: false }), demos.episode(1, { frames: false })];
+  for (const episode of episodes) {
+    assert.equal(episode.expertActions?.length, episode.steps);
+    episode.actions.forEach((action, t) => {
+      const label = episode.expertActions?.[t] ?? [];
+      assert.deepEqual(action.slice(1), label.slice(1));
+      assert.equal(action[0], Math.max(-1, Math.min(1, label[0] + 0.25)));
+    });
+  }
+  const fromLabels = computeDatasetStatistics('fake_labelled', episodes.map((e) => ({ actions: e.expertActions ?? [], proprio: e.proprio })));
+  const fromActions = computeDatasetStatistics('fake_labelled', episodes);
+  assert.deepEqual(demos.statistics, JSON.parse(JSON.stringify(fromLabels)));
+  assert.notDeepEqual(fromLabels.fake_labelled.action.mean, fromActions.fake_labelled.action.mean);
+});
+
 test('the files do not depend on the worker count', async () => {
   const spec = { tasks: ['fake_reach_near', 'fake_reach_far'], episodes: 2, seed: 7, envModule: FAKE_ENV, policy: { module: FAKE_POLICY } };
   await recordDemonstrations({ ...spec, out: join(scratch, 'w1'), workers: 1 });

@@ -83,6 +83,12 @@ test('train on a recorded dataset writes a checkpoint that act loads with its ow
   const summary = JSON.parse(r.stdout.trimEnd().split('\n').at(-1)!);
   assert.equal(summary.step, 3);
   assert.equal(summary.eval.samples, 4);
+  // per-dimension errors: 7 of them, averaging to the overall error; the constant answer's are non-negative
+  assert.equal(summary.eval.action_mae_per_dim.length, 7);
+  const mean = summary.eval.action_mae_per_dim.reduce((a: number, b: number) => a + b, 0) / 7;
+  assert.ok(Math.abs(mean - summary.eval.action_mae) < 1e-12);
+  assert.equal(summary.eval.constant_mae_per_dim.length, 7);
+  assert.ok(summary.eval.constant_mae_per_dim.every((v: number) => v >= 0 && v <= 2));
   const image = join(scratch, 'frame.png');
   assert.equal(cli('sim', 'render', '--task', 'goal-red-cube-on-plate', '--seed', '5', '--out', image).code, 0);
   const act = cli('act', '--model', out, '--image', image, '--instruction', 'put the red cube on the plate', '--json');
