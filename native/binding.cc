@@ -11,6 +11,13 @@
 #include <cmath>
 #include <string>
 
+#ifndef _WIN32
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
 #include "kernels.h"
 
 namespace sqap {
@@ -328,6 +335,77 @@ Napi::Value PackIntWeight(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// packIntWeightInPlace(codes, scales, type, N, K, group) -> boolean: packIntWeight over the arrays themselves when
+// the layouts have the same size (intWeightLayout bytes/scales equal the arrays' lengths); false = not done
+Napi::Value PackIntWeightInPlace(const Napi::CallbackInfo& info) {
+  const char* op = "packIntWeightInPlace";
+  expect_count(info, 6, op);
+  const WeightType type = int_type_arg(info, 2, op, "type");
+  const int N = size_arg(info, 3, op, "N"), K = size_arg(info, 4, op, "K"), group = size_arg(info, 5, op, "group");
+  layout_args(info, type, N, K, group, op);
+  void* codes = const_cast<void*>(int_codes_arg(info, 0, type, N, K, op));
+  float* scales = f32_arg(info, 1, op, "scales", product(N, K / group));
+  return Napi::Boolean::New(info.Env(), sqap::pack_int_weight_in_place(codes, scales, type, N, K, group));
+}
+
+// unpackIntWeight(codes, scales, packed, packedScales, type, N, K, group): the inverse of packIntWeight
+Napi::Value UnpackIntWeight(const Napi::CallbackInfo& info) {
+  const char* op = "unpackIntWeight";
+  expect_count(info, 8, op);
+  const WeightType type = int_type_arg(info, 4, op, "type");
+  const int N = size_arg(info, 5, op, "N"), K = size_arg(info, 6, op, "K"), group = size_arg(info, 7, op, "group");
+  const sqap::IntWeightLayout l = layout_args(info, type, N, K, group, op);
+  void* codes = const_cast<void*>(int_codes_arg(info, 0, type, N, K, op));
+  float* scales = f32_arg(info, 1, op, "scales", product(N, K / group));
+  const uint8_t* packed = typed_arg<uint8_t>(info, 2, napi_uint8_array, "Uint8Array", op, "packed", l.bytes);
+  const float* packed_scales = f32_arg(info, 3, op, "packedScales", l.scales);
+  sqap::unpack_int_weight(codes, scales, packed, packed_scales, type, N, K, group);
+  return info.Env().Undefined();
+}
+
+// mapFile(fd, offset, length) -> ArrayBuffer | null: bytes [offset, offset + length) of an open file (a Node fd) as
+// an ArrayBuffer over a private (copy-on-write) memory mapping, unmapped when the buffer is garbage-collected. Pages
+// are read from the file when first touched and count as resident only then. null when the range is not inside the
+// file (the caller then reads, and reports the problem) or mapping is not available (Windows).
+struct Mapping {
+  void* base;
+  size_t span;
+};
+
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  const char* op = "mapFile";
+  expect_count(info, 3, op);
+  const double fd_number = number_arg(info, 0, op, "fd");
+  const double offset = number_arg(info, 1, op, "offset"), length = number_arg(info, 2, op, "length");
+  if (!(fd_number >= 0 && fd_number < 2147483647.0 && std::floor(fd_number) == fd_number)) range_error(info.Env(), where(op, "fd") + " must be a file descriptor");
+  if (!(offset >= 0 && length > 0 && std::floor(offset) == offset && std::floor(length) == length && offset + length <= 9007199254740991.0)) {
+    range_error(info.Env(), where(op, "offset/length") + " must be integers, offset >= 0 and length > 0");
+  }
+#ifdef _WIN32
+  return info.Env().Null();
+#else
+  const int fd = static_cast<int>(fd_number);
+  struct stat st;
+  const size_t begin = static_cast<size_t>(offset), bytes = static_cast<size_t>(length);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || begin + bytes > static_cast<size_t>(st.st_size)) return info.Env().Null();
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t start = begin / page * page;
+  const size_t span = begin - start + bytes;
+  void* base = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, static_cast<off_t>(start));
+  if (base == MAP_FAILED) return info.Env().Null();
+  auto* mapping = new Mapping{base, span};
+  Napi::Env env = info.Env();
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(span));
+  return Napi::ArrayBuffer::New(env, static_cast<char*>(base) + (begin - start), bytes,
+                                [](Napi::Env finalizeEnv, void*, Mapping* m) {
+                                  munmap(m->base, m->span);
+                                  Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -static_cast<int64_t>(m->span));
+                                  delete m;
+                                },
+                                mapping);
+#endif
+}
+
 // quantizeActivations(codes, scales, x, M, K, bits, hasNorm, normWeight|null, normType, eps, hadBlock, clip)
 Napi::Value QuantizeActivations(const Napi::CallbackInfo& info) {
   const char* op = "quantizeActivations";
@@ -524,6 +602,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("intWeightLayout", Napi::Function::New(env, IntWeightLayout));
   exports.Set("packIntWeight", Napi::Function::New(env, PackIntWeight));
+  exports.Set("unpackIntWeight", Napi::Function::New(env, UnpackIntWeight));
+  exports.Set("packIntWeightInPlace", Napi::Function::New(env, PackIntWeightInPlace));
   exports.Set("quantizeActivations", Napi::Function::New(env, QuantizeActivations));
   exports.Set("linearInt", Napi::Function::New(env, LinearInt));
   exports.Set("linearDequant", Napi::Function::New(env, LinearDequant));
@@ -531,6 +611,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionInt", Napi::Function::New(env, AttentionInt));
   exports.Set("weightTypes", Napi::Function::New(env, WeightTypes));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile));
   exports.Set("attentionScores", Napi::Function::New(env, AttentionScores));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("info", Napi::Function::New(env, Info));

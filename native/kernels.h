@@ -88,6 +88,17 @@ IntWeightLayout int_weight_layout(WeightType type, int N, int K, int group);
 void pack_int_weight(uint8_t* packed, float* packed_scales, const void* codes, const float* scales, WeightType type,
                      int N, int K, int group);
 
+// pack_int_weight over the canonical arrays themselves, when the two layouts have the same size (N % 16 == 0 and
+// group % 8 == 0, e.g. every Llama-2-7B linear): codes become the packed bytes, scales the packed scales, with one
+// 16-row block of scratch per thread. Returns false (and changes nothing) when the sizes differ.
+bool pack_int_weight_in_place(void* codes, float* scales, WeightType type, int N, int K, int group);
+
+// The inverse of pack_int_weight: the packed layout -> codes (i8 [N·K] or nibble-packed i4 [N·ceil(K/2)]) and
+// scales [N, K/group], exactly as they were packed (native.ts rebuilds them when a packed weight is saved or read
+// by another backend, since the packed copy is the only one it keeps).
+void unpack_int_weight(void* codes, float* scales, const uint8_t* packed, const float* packed_scales, WeightType type,
+                       int N, int K, int group);
+
 // Contract Q1–Q5. x (M,K) -> codes (M,K), scales (M). norm_weight may be null (no weight) and is used only when
 // has_norm; had_block 0 = no Hadamard; clip in (0, 1].
 void quantize_activations(int8_t* codes, float* scales, const float* x, int M, int K, int bits, bool has_norm,

@@ -25,6 +25,12 @@ export const DISC_AREA_MAX_RELATIVE = 0.01;
 export const DEPTH_MAX_M = 1e-3;
 /** quantities that are equal in exact arithmetic, compared in float64 */
 export const EXACT = 1e-9;
+/**
+ * GPTQ layer by layer vs one whole-decoder pass on a rotated decoder: the residual stream leaves the rotated basis
+ * after each layer and re-enters it (two f32 FWHTs, exact in real arithmetic), so XᵀX differs by f32 rounding,
+ * relative to its largest entry.
+ */
+export const HESSIAN_LAYERWISE_RTOL = 1e-6;
 
 /** An elementwise bound: |ours - reference| <= atol + rtol·|reference|. */
 export interface Tolerance {

@@ -86,30 +86,91 @@ IntWeightLayout int_weight_layout(WeightType type, int N, int K, int group) {
   return l;
 }
 
+namespace {
+
+// Block b (weight rows 16b .. 16b+15) of the packed layout, from canonical codes/scales whose first row is weight row
+// `row0` (0 for a whole weight; 16b when they hold just this block's rows).
+void pack_block(uint8_t* block, float* block_scales, const void* codes, const float* scales, int row0, WeightType type,
+                int N, int K, int group, const IntWeightLayout& l, int b) {
+  const bool i4 = type == WeightType::i4;
+  for (int lane = 0; lane < 16; lane++) {
+    const int n = b * 16 + lane;
+    for (int kp = 0; kp < l.Kp; kp++) {
+      const int g = kp / l.Gp, within = kp % l.Gp;
+      const int code = n < N && within < group ? code_at(codes, type, K, n - row0, g * group + within) : 0;
+      if (!i4) {
+        block[(static_cast<size_t>(kp / 4) * 16 + lane) * 4 + kp % 4] = static_cast<uint8_t>(code + 128);
+      } else {
+        uint8_t& byte = block[(static_cast<size_t>(kp / 8) * 16 + lane) * 4 + (kp % 8) % 4];
+        if (kp % 8 < 4) byte = static_cast<uint8_t>((byte & 0xF0) | (code + 8));
+        else byte = static_cast<uint8_t>((byte & 0x0F) | ((code + 8) << 4));
+      }
+    }
+    for (int g = 0; g < l.G; g++) {
+      block_scales[static_cast<size_t>(g) * 16 + lane] = n < N ? scales[static_cast<size_t>(n - row0) * l.G + g] : 0.0f;
+    }
+  }
+}
+
+}  // namespace
+
 void pack_int_weight(uint8_t* packed, float* packed_scales, const void* codes, const float* scales, WeightType type,
                      int N, int K, int group) {
   const IntWeightLayout l = int_weight_layout(type, N, K, group);
-  const bool i4 = type == WeightType::i4;
-  const size_t block_bytes = static_cast<size_t>(l.Kp) * (i4 ? 8 : 16);
+  const size_t block_bytes = static_cast<size_t>(l.Kp) * (type == WeightType::i4 ? 8 : 16);
   parallel_range(l.Np / 16, 1, 64, [&](int b0, int b1) {
     for (int b = b0; b < b1; b++) {
-      uint8_t* block = packed + static_cast<size_t>(b) * block_bytes;
-      for (int lane = 0; lane < 16; lane++) {
-        const int n = b * 16 + lane;
-        for (int kp = 0; kp < l.Kp; kp++) {
-          const int g = kp / l.Gp, within = kp % l.Gp;
-          const int code = n < N && within < group ? code_at(codes, type, K, n, g * group + within) : 0;
-          if (!i4) {
-            block[(static_cast<size_t>(kp / 4) * 16 + lane) * 4 + kp % 4] = static_cast<uint8_t>(code + 128);
-          } else {
-            uint8_t& byte = block[(static_cast<size_t>(kp / 8) * 16 + lane) * 4 + (kp % 8) % 4];
-            if (kp % 8 < 4) byte = static_cast<uint8_t>((byte & 0xF0) | (code + 8));
-            else byte = static_cast<uint8_t>((byte & 0x0F) | ((code + 8) << 4));
-          }
+      pack_block(packed + static_cast<size_t>(b) * block_bytes, packed_scales + static_cast<size_t>(b) * l.G * 16, codes,
+                 scales, 0, type, N, K, group, l, b);
+    }
+  });
+}
+
+bool pack_int_weight_in_place(void* codes, float* scales, WeightType type, int N, int K, int group) {
+  const IntWeightLayout l = int_weight_layout(type, N, K, group);
+  if (l.Np != N || l.Gp != group) return false;  // the layouts differ in size
+  // Kp = K and Np = N: 16 canonical rows are exactly the bytes of one packed block, and their scales one block's
+  const size_t block_bytes = static_cast<size_t>(K) * (type == WeightType::i4 ? 8 : 16);
+  const size_t block_scales = static_cast<size_t>(l.G) * 16;
+  parallel_range(N / 16, 1, 64, [&](int b0, int b1) {
+    std::vector<uint8_t> rows(block_bytes);
+    std::vector<float> row_scales(block_scales);
+    for (int b = b0; b < b1; b++) {
+      uint8_t* block = static_cast<uint8_t*>(codes) + static_cast<size_t>(b) * block_bytes;
+      float* s = scales + static_cast<size_t>(b) * block_scales;
+      std::memcpy(rows.data(), block, block_bytes);
+      std::memcpy(row_scales.data(), s, block_scales * sizeof(float));
+      pack_block(block, s, rows.data(), row_scales.data(), b * 16, type, N, K, group, l, b);
+    }
+  });
+  return true;
+}
+
+void unpack_int_weight(void* codes, float* scales, const uint8_t* packed, const float* packed_scales, WeightType type,
+                       int N, int K, int group) {
+  const IntWeightLayout l = int_weight_layout(type, N, K, group);
+  const bool i4 = type == WeightType::i4;
+  const size_t block_bytes = static_cast<size_t>(l.Kp) * (i4 ? 8 : 16);
+  const size_t row_bytes = static_cast<size_t>(K + 1) / 2;
+  parallel_range(N, 16, 64, [&](int n0, int n1) {
+    for (int n = n0; n < n1; n++) {
+      const uint8_t* block = packed + static_cast<size_t>(n / 16) * block_bytes;
+      const int lane = n % 16;
+      for (int k = 0; k < K; k++) {
+        const int kp = (k / group) * l.Gp + k % group;
+        if (!i4) {
+          const uint8_t byte = block[(static_cast<size_t>(kp / 4) * 16 + lane) * 4 + kp % 4];
+          static_cast<int8_t*>(codes)[static_cast<size_t>(n) * K + k] = static_cast<int8_t>(static_cast<int>(byte) - 128);
+        } else {
+          const uint8_t byte = block[(static_cast<size_t>(kp / 8) * 16 + lane) * 4 + (kp % 8) % 4];
+          const int code = (kp % 8 < 4 ? byte & 15 : byte >> 4) - 8;
+          uint8_t& out = static_cast<uint8_t*>(codes)[static_cast<size_t>(n) * row_bytes + k / 2];
+          if (k % 2 == 0) out = static_cast<uint8_t>(code & 15);
+          else out = static_cast<uint8_t>(out | ((code & 15) << 4));
         }
-        for (int g = 0; g < l.G; g++) {
-          packed_scales[(static_cast<size_t>(b) * l.G + g) * 16 + lane] = n < N ? scales[static_cast<size_t>(n) * l.G + g] : 0.0f;
-        }
+      }
+      for (int g = 0; g < l.G; g++) {
+        scales[static_cast<size_t>(n) * l.G + g] = packed_scales[(static_cast<size_t>(n / 16) * l.G + g) * 16 + lane];
       }
     }
   });

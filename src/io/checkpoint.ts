@@ -83,9 +83,10 @@ export class Checkpoint {
     return shard.info(name);
   }
 
-  read(name: string): Tensor {
+  /** One tensor (SafetensorsFile.read: `map: false` copies instead of mapping). */
+  read(name: string, options: { map?: boolean } = {}): Tensor {
     const info = this.info(name);
-    return this.shard(info.file).read(name);
+    return this.shard(info.file).read(name, options);
   }
 
   /** Bytes of tensor data over all tensors (opens every shard's header). */

@@ -5,6 +5,9 @@
 // section) plus an optional "__metadata__" map of strings. Opening reads only the 8-byte prefix and the header;
 // each tensor is read on demand with readSync into its own freshly allocated typed array (so it is aligned for
 // its dtype whatever the file offset). A real OpenVLA-7B is 3 shards of 5-7 GB in BF16: never buffer a file.
+// Float tensors of at least MAP_MIN_BYTES are memory-mapped instead when the native addon is built (private,
+// copy-on-write; unmapped when collected): no copy at load, and pages count as resident only once touched, so an
+// embedding table costs only the rows a prompt looks up. SQAP_MMAP=0 turns mapping off.
 //
 // Every way a file can be malformed is a UserError naming the file; nothing in a header can cause an
 // allocation larger than the file itself.
@@ -12,12 +15,17 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { UserError } from '../errors.js';
-import { allocate, BYTES_PER_ELEMENT, type AnyTypedArray, type DType } from '../tensor/dtype.js';
+import { allocate, BYTES_PER_ELEMENT, viewBytes, type AnyTypedArray, type DType } from '../tensor/dtype.js';
+import { nativeMapFile } from '../tensor/backends/native.js';
 import { Tensor } from '../tensor/tensor.js';
 import { oneLine } from './json.js';
 
 /** The same limit as the reference implementation: a larger header is certainly corrupt. */
 export const MAX_HEADER_BYTES = 100_000_000;
+
+/** Float tensors at least this large are memory-mapped (see the top of this file); smaller ones are copied. */
+export const MAP_MIN_BYTES = 1 << 20;
+const MAPPED_DTYPES: ReadonlySet<DType> = new Set(['f32', 'bf16', 'f16']);
 
 /** Largest single readSync/writeSync (Node caps one call below 2 GiB). */
 const IO_CHUNK_BYTES = 1 << 30;
@@ -114,11 +122,18 @@ export class SafetensorsFile {
     return info;
   }
 
-  /** Read one tensor into a new, aligned typed array in its stored dtype. */
-  read(name: string): Tensor {
+  /**
+   * Read one tensor into a new, aligned typed array in its stored dtype, or over a memory mapping of the file (see the
+   * top of this file). `map: false` always copies: for a tensor the caller converts and drops at once, since a
+   * mapping is released only after its buffer is collected AND control returns to the event loop (a synchronous
+   * load would keep every dropped mapping resident until it ends).
+   */
+  read(name: string, options: { map?: boolean } = {}): Tensor {
     const info = this.info(name);
     if (this.fd === null) throw new Error(`SafetensorsFile ${this.path} was read after close()`);
     if (os.endianness() !== 'LE') throw new Error('safetensors data is little-endian; big-endian hosts are not supported');
+    const mapped = options.map === false ? undefined : this.mapped(info);
+    if (mapped) return new Tensor(info.dtype, info.shape, mapped);
     let data: AnyTypedArray;
     try {
       data = allocate(info.dtype, info.byteLength / BYTES_PER_ELEMENT[info.dtype]);
@@ -136,6 +151,16 @@ export class SafetensorsFile {
       done += got;
     }
     return new Tensor(info.dtype, info.shape, data);
+  }
+
+  /** The tensor over a memory mapping of its bytes, or undefined when it is read instead (see MAP_MIN_BYTES). */
+  private mapped(info: TensorInfo): AnyTypedArray | undefined {
+    const element = BYTES_PER_ELEMENT[info.dtype];
+    // only the real file system (an injected FileIO is read through), only aligned float tensors worth a mapping
+    if (this.io !== fs || process.env.SQAP_MMAP === '0' || this.fd === null) return undefined;
+    if (!MAPPED_DTYPES.has(info.dtype) || info.byteLength < MAP_MIN_BYTES || info.byteOffset % element !== 0) return undefined;
+    const buffer = nativeMapFile(this.fd, info.byteOffset, info.byteLength);
+    return buffer ? viewBytes(info.dtype, buffer, 0, info.byteLength / element) : undefined;
   }
 
   close(): void {

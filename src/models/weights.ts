@@ -6,9 +6,15 @@ import type { Checkpoint } from '../io/checkpoint.js';
 /** Where model code gets its tensors: a checkpoint, a prefix of one, or an in-memory map in tests. */
 export interface TensorSource {
   readonly description: string;
+  /** every read returns new arrays that nothing else references (a checkpoint), not shared ones (an in-memory map) */
+  readonly freshReads?: boolean;
   keys(): string[];
   has(name: string): boolean;
-  read(name: string): Tensor;
+  /**
+   * `transient`: the caller converts the tensor and drops it at once (quantize at load), so a checkpoint copies it
+   * instead of memory-mapping it (a dropped mapping stays resident until the load returns to the event loop).
+   */
+  read(name: string, options?: { transient?: boolean }): Tensor;
 }
 
 /** The tensors under `prefix.` of a source, with the prefix removed from their names. */
@@ -16,9 +22,10 @@ export function scoped(source: TensorSource, prefix: string): TensorSource {
   const head = prefix.endsWith('.') ? prefix : `${prefix}.`;
   return {
     description: `${source.description} [${head}*]`,
+    freshReads: source.freshReads,
     keys: () => source.keys().filter((k) => k.startsWith(head)).map((k) => k.slice(head.length)),
     has: (name) => source.has(head + name),
-    read: (name) => source.read(head + name),
+    read: (name, options) => source.read(head + name, options),
   };
 }
 
@@ -26,10 +33,11 @@ export function scoped(source: TensorSource, prefix: string): TensorSource {
 export function checkpointSource(checkpoint: Checkpoint, onRead?: () => void): TensorSource {
   return {
     description: `checkpoint ${checkpoint.path}`,
+    freshReads: true,
     keys: () => checkpoint.keys(),
     has: (name) => checkpoint.has(name),
-    read: (name) => {
-      const tensor = checkpoint.read(name);
+    read: (name, options) => {
+      const tensor = checkpoint.read(name, { map: !options?.transient });
       onRead?.();
       return tensor;
     },
@@ -50,9 +58,9 @@ export function mapSource(tensors: Record<string, Tensor>, description = 'in-mem
 }
 
 /** A float weight (f32, bf16 or f16), kept in its stored dtype; optionally checked against an expected shape. */
-export function readWeight(source: TensorSource, name: string, shape?: readonly (number | undefined)[]): WeightTensor {
+export function readWeight(source: TensorSource, name: string, shape?: readonly (number | undefined)[], options?: { transient?: boolean }): WeightTensor {
   if (!source.has(name)) throw new UserError(`${source.description} is missing tensor '${name}'`);
-  const t = source.read(name);
+  const t = source.read(name, options);
   if (t.dtype !== 'f32' && t.dtype !== 'bf16' && t.dtype !== 'f16') {
     throw new UserError(`${source.description}: tensor '${name}' has dtype ${t.dtype}, expected a float weight (f32, bf16, f16)`);
   }

@@ -3,7 +3,7 @@
 //  - linearTransform: a per-tensor hook for loadLlama, so RTN at load rotates and quantizes one linear at a time and
 //    a 7B checkpoint never holds its float LLM weights all at once.
 import { UserError } from '../errors.js';
-import { LLAMA_LINEARS, Llama, type LlamaLayer, type LlamaLinearName, type LlamaQuantization, type LlamaWeights } from '../models/llama.js';
+import { hadamardBlockFor, LLAMA_LINEARS, Llama, type LlamaLayer, type LlamaLinearName, type LlamaQuantization, type LlamaWeights } from '../models/llama.js';
 import { OpenVla } from '../models/openvla.js';
 import type { LinearWeight, WeightTensor } from '../tensor/backend.js';
 import { isQuantizedWeight, quantizeWeight, type QuantizedWeight } from '../tensor/formats.js';
@@ -84,7 +84,8 @@ export function normBefore(site: LlamaLinearName): 'inputNorm' | 'postAttentionN
 
 /** RTN quantization of one (already rotated) float weight. */
 export function quantizeRtnWeight(w: WeightTensor, spec: QuantizationSpec): QuantizedWeight {
-  return quantizeWeight(w, spec.weightBits === 8 ? 'i8' : 'i4', spec.groupSize === 0 ? undefined : spec.groupSize);
+  // owned: the codes go straight into the decoder, so the native backend may pack them in place
+  return quantizeWeight(w, spec.weightBits === 8 ? 'i8' : 'i4', spec.groupSize === 0 ? undefined : spec.groupSize, { owned: true });
 }
 
 /**
@@ -101,13 +102,17 @@ const SITE_INPUT: Record<LlamaLinearName, string> = { q: 'attn_in', k: 'attn_in'
 
 /**
  * A float decoder -> the decoder of `spec`. `calibration` (prompt embeddings [T, D], e.g. OpenVLA prefixes) is
- * needed for GPTQ: the Hessians are accumulated from the rotated float decoder's linear inputs.
+ * needed for GPTQ. Layer by layer: layer i is rotated, its Hessians are accumulated from its inputs in the rotated
+ * float decoder (the calibration prompts carried through layers 0..i-1 in float), its linears are quantized, and
+ * its float copy and Hessians are dropped before layer i+1, so only one layer's Hessians (3·D² + F² float64:
+ * 1.4 GB at Llama-2-7B's widths) and rotated float weights exist at a time.
  */
 export function quantizeLlama(llm: Llama, spec: QuantizationSpec, calibration: Tensor<'f32'>[] = [], onLayer?: (done: number, total: number) => void): Llama {
   if (llm.quantization) throw new Error('quantizeLlama: the decoder is already quantized or rotated');
   const { config } = llm;
   const rotation = spec.had ? makeRotation(config.hidden, spec.seed) : undefined;
-  const prepared: LlamaLayer[] = llm.weights.layers.map((layer) => {
+  const ones = rotation ? onesNorm(config.hidden) : undefined;
+  const prepare = (layer: LlamaLayer): LlamaLayer => {
     const float = floatLinears(layer);
     const linears = Object.fromEntries(
       LLAMA_LINEARS.map((site) => {
@@ -116,36 +121,72 @@ export function quantizeLlama(llm: Llama, spec: QuantizationSpec, calibration: T
         return [site, rotated];
       }),
     ) as Record<LlamaLinearName, WeightTensor>;
-    const ones = rotation ? onesNorm(config.hidden) : undefined;
     return { ...linears, inputNorm: ones ?? layer.inputNorm, postAttentionNorm: ones ?? layer.postAttentionNorm };
-  });
+  };
   const floatRuntime = runtimeQuantization({ ...spec, activationBits: 16 }, rotation);
-  if (!spec.weightBits) return new Llama(config, { ...llm.weights, layers: prepared }, llm.backend, floatRuntime);
-  let hessians: Map<string, HessianAccumulator> | undefined;
-  if (spec.gptq) {
-    if (calibration.length === 0) throw new UserError('gptq needs calibration samples (give --calib DIR, or use the default rendered frames)');
-    hessians = collectHessians(new Llama(config, { ...llm.weights, layers: prepared }, llm.backend, floatRuntime), calibration);
-  }
-  const layers = prepared.map((layer, i) => {
-    const out = { ...layer } as LlamaLayer;
+  if (!spec.weightBits) return new Llama(config, { ...llm.weights, layers: llm.weights.layers.map(prepare) }, llm.backend, floatRuntime);
+  if (spec.gptq && calibration.length === 0) throw new UserError('gptq needs calibration samples (give --calib DIR, or use the default rendered frames)');
+  // each calibration prompt's residual stream entering the current layer, in the stored (unrotated) basis
+  let states = spec.gptq ? calibration : undefined;
+  const layers = llm.weights.layers.map((layer, i) => {
+    const prepared = prepare(layer);
+    let hessians: Map<string, HessianAccumulator> | undefined;
+    if (states) ({ hessians, outputs: states } = layerHessians(new Llama(config, { ...llm.weights, layers: [prepared] }, llm.backend, floatRuntime), states));
+    const out = { ...prepared } as LlamaLayer;
     for (const site of LLAMA_LINEARS) {
-      const w = layer[site] as WeightTensor;
+      const w = prepared[site] as WeightTensor;
       if (hessians) {
-        const acc = hessians.get(`${i}.${SITE_INPUT[site]}`)!;
         const [rows, cols] = w.shape;
-        const codes = quantizeGptq(w.toF32(), rows, cols, acc.hessian(), { bits: spec.weightBits!, groupSize: spec.groupSize }, { actOrder: spec.actOrder });
-        out[site] = toQuantizedWeight(codes);
+        const codes = quantizeGptq(w.toF32(), rows, cols, hessians.get(SITE_INPUT[site])!.hessian(), { bits: spec.weightBits!, groupSize: spec.groupSize }, { actOrder: spec.actOrder });
+        out[site] = toQuantizedWeight(codes, { owned: true });
       } else {
         out[site] = quantizeRtnWeight(w, spec);
       }
     }
-    onLayer?.(i + 1, prepared.length);
+    onLayer?.(i + 1, llm.weights.layers.length);
     return out;
   });
   return new Llama(config, { ...llm.weights, layers }, llm.backend, runtimeQuantization(spec, rotation));
 }
 
-/** Run the calibration prompts through a float decoder; XᵀX of every linear's input, keyed `${layer}.${hook name}`. */
+/**
+ * One decoder layer's calibration pass: `layer` is a Llama holding just that layer (rotated float, with the
+ * decoder's rotation), `inputs` the residual stream entering it per prompt ([T, D], stored basis). Returns XᵀX of
+ * each linear input keyed by hook name ('attn_in', 'o_in', 'mlp_in', 'down_in') and the stream leaving the layer
+ * (stored basis: the rotation the forward pass applies at its input is undone, as the forward does at its end).
+ */
+export function layerHessians(layer: Llama, inputs: Tensor<'f32'>[]): { hessians: Map<string, HessianAccumulator>; outputs: Tensor<'f32'>[] } {
+  if (layer.weights.layers.length !== 1) throw new Error('layerHessians: expects a single-layer decoder');
+  const single = layer.config.layers === 1 ? layer : new Llama({ ...layer.config, layers: 1 }, layer.weights, layer.backend, layer.quantization);
+  const hessians = new Map<string, HessianAccumulator>();
+  const wanted = new Set(Object.values(SITE_INPUT));
+  const bk = single.backend;
+  const signs = single.quantization?.rotation?.residualSigns;
+  const outputs = inputs.map((x) => {
+    let out: Tensor<'f32'> | undefined;
+    single.forward(x, single.newCache(), {
+      logits: 'none',
+      hooks: {
+        capture: (name, _layer, t) => {
+          if (name === 'layer_out') out = t;
+          if (!wanted.has(name)) return;
+          let acc = hessians.get(name);
+          if (!acc) hessians.set(name, (acc = new HessianAccumulator(t.shape[t.rank - 1])));
+          acc.add(t.data);
+        },
+      },
+    });
+    // layer_out is in the rotated basis: x·Qᵀ = (x·H) ⊙ s, the forward pass's own last step
+    return signs ? bk.scaleChannels(bk.fwht(out!, hadamardBlockFor(out!.shape[1])), signs) : out!;
+  });
+  return { hessians, outputs };
+}
+
+/**
+ * Run the calibration prompts through a whole float decoder; XᵀX of every linear's input, keyed
+ * `${layer}.${hook name}`. Holds every layer's Hessians at once (small models and tests; quantizeLlama goes layer
+ * by layer with layerHessians).
+ */
 export function collectHessians(llm: Llama, calibration: Tensor<'f32'>[]): Map<string, HessianAccumulator> {
   const hessians = new Map<string, HessianAccumulator>();
   const wanted = new Set(Object.values(SITE_INPUT));

@@ -128,7 +128,8 @@ function readQuantizedLinear(source: TensorSource, prefix: string, [n, k]: [numb
   if (scale.dtype !== 'f32' || scale.rank !== 2 || scale.shape[0] !== n || scale.shape[1] !== groups) {
     throw new UserError(`${where}: '${prefix}.weight_scale' is ${scale.dtype} [${scale.shape.join(',')}], expected f32 [${n},${groups}]`);
   }
-  return makeQuantizedWeight(format, [n, k], k / groups, codes.data as Int8Array | Uint8Array, scale.data as Float32Array);
+  // read fresh from a checkpoint: the native backend may pack these very arrays (one copy, nothing allocated)
+  return makeQuantizedWeight(format, [n, k], k / groups, codes.data as Int8Array | Uint8Array, scale.data as Float32Array, { owned: source.freshReads === true });
 }
 
 /**
@@ -143,7 +144,7 @@ export function quantizeAtLoadDecoder(spec: QuantizationSpec, backend: Backend):
     const readLinear: LinearReader = (name, shape, site, layer) => {
       const hidden = site === 'o' || site === 'down' ? shape[0] : shape[1];
       if (spec.had) rotation ??= makeRotation(hidden, spec.seed);
-      const w = readWeight(source, name, shape);
+      const w = readWeight(source, name, shape, { transient: true }); // converted and dropped here: copied, not mapped
       const normKey = normBefore(site);
       const norm = normKey ? readWeight(source, `model.layers.${layer}.${normKey === 'inputNorm' ? 'input_layernorm' : 'post_attention_layernorm'}.weight`, [hidden]) : undefined;
       return transformLinear(site, w, norm, headDim(hidden), spec, rotation);
@@ -217,7 +218,7 @@ export function saveQuantizedCheckpoint(model: OpenVla, spec: QuantizationSpec, 
       const file = shards.length === 1 ? SINGLE_FILE_NAME : `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
       const tensors: Record<string, Tensor> = {};
       for (const name of shard) {
-        tensors[name] = decoder[name] ?? checkpoint.read(name);
+        tensors[name] = decoder[name] ?? checkpoint.read(name, { map: false }); // written and dropped: copied
         weightMap[name] = file;
         total += tensors[name].data.byteLength;
         options.onProgress?.(++done, names.length);

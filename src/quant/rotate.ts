@@ -89,14 +89,14 @@ function scaleColumns(w: WeightTensor, g: Float32Array): Float64Array {
   return out;
 }
 
-/** data [rows, cols]: transpose, apply `f` to the rows of the transpose (columns of data), transpose back. */
+/** data [rows, cols]: transpose, apply `f` to the rows of the transpose (columns of data), transpose back into data. */
 function transposeApply(data: Float64Array, rows: number, cols: number, f: (t: Float64Array) => void): Float64Array {
   const t = new Float64Array(data.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = data[r * cols + c];
   f(t);
-  const out = new Float64Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = t[c * rows + r];
-  return out;
+  // back into `data`: one float64 copy of a 7B linear is 360 MB, and quantize-at-load transforms them one at a time
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) data[r * cols + c] = t[c * rows + r];
+  return data;
 }
 
 function toF32(shape: readonly number[], data: Float64Array): Tensor<'f32'> {

@@ -84,13 +84,16 @@ export function dequantizeCodes(q: QuantizedCodes): Float64Array {
   return out;
 }
 
-/** codes and scales -> the QuantizedWeight type the backends multiply by (int4 nibble-packed, see formats.ts) */
-export function toQuantizedWeight(q: QuantizedCodes): QuantizedWeight {
-  if (q.bits === 8) return makeQuantizedWeight('i8', [q.rows, q.cols], q.groupSize, Int8Array.from(q.codes), q.scales);
+/**
+ * codes and scales -> the QuantizedWeight type the backends multiply by (int4 nibble-packed, see formats.ts).
+ * `owned`: q.scales is referenced nowhere else (the codes are always copied), so a backend may pack in place.
+ */
+export function toQuantizedWeight(q: QuantizedCodes, options: { owned?: boolean } = {}): QuantizedWeight {
+  if (q.bits === 8) return makeQuantizedWeight('i8', [q.rows, q.cols], q.groupSize, Int8Array.from(q.codes), q.scales, options);
   const rowBytes = Math.ceil(q.cols / 2);
   const packed = new Uint8Array(q.rows * rowBytes);
   for (let r = 0; r < q.rows; r++) {
     for (let c = 0; c < q.cols; c++) packed[r * rowBytes + (c >> 1)] |= (q.codes[r * q.cols + c] & 15) << (c & 1 ? 4 : 0);
   }
-  return makeQuantizedWeight('i4', [q.rows, q.cols], q.groupSize, packed, q.scales);
+  return makeQuantizedWeight('i4', [q.rows, q.cols], q.groupSize, packed, q.scales, options);
 }

@@ -38,8 +38,14 @@ export const WEIGHT_FORMATS: Readonly<Record<WeightFormatName, WeightFormat>> = 
  * - i4: `codes` is a Uint8Array [N * ceil(K/2)]: row n starts at byte n·ceil(K/2); element k is the low nibble of
  *   byte k/2 when k is even, the high nibble when odd, as a two's-complement nibble in [-8, 7] (RTN gives [-7, 7]).
  * - `groupSize` divides K; groupSize === K means one scale per output channel. `scales` is [N, K/groupSize].
- * Not a Tensor: packed int4 cannot keep Tensor's data.length === size. Backends may cache a repacked copy (the
- * native backend packs it into its kernel layout on first use); never mutate codes or scales after the first use.
+ * Not a Tensor: packed int4 cannot keep Tensor's data.length === size.
+ *
+ * One copy only: a backend with its own kernel layout (native) packs the weight on first use with `packWeight`, which
+ * keeps the packed copy and RELEASES the codes and scales above. Reading `codes` or `scales` afterwards rebuilds them
+ * from the packed copy, a fresh array on every read: read them once per use (`codeAt(w, n, k, codes)`), never per
+ * element. Never mutate codes or scales. A weight made with `owned: true` (its arrays referenced nowhere else: fresh
+ * from a quantizer or a file read) may be packed IN those arrays when the layouts have the same size, so packing
+ * allocates nothing.
  */
 export interface QuantizedWeight {
   readonly kind: 'quantized';
@@ -48,6 +54,93 @@ export interface QuantizedWeight {
   readonly groupSize: number;
   readonly codes: Int8Array | Uint8Array;
   readonly scales: Float32Array;
+  /** the backend layout the weight was packed into, once a backend packed it (then the only copy held) */
+  readonly packed?: PackedWeight;
+}
+
+/** A quantized weight in one backend's kernel layout (e.g. native/kernels.h `pack_int_weight`). */
+export interface PackedWeight {
+  /** the backend whose layout this is */
+  readonly backend: string;
+  readonly codes: Uint8Array;
+  readonly scales: Float32Array;
+  /** the weight's codes and scales in the canonical layout above, rebuilt exactly (a fresh copy per call) */
+  unpack(): { codes: Int8Array | Uint8Array; scales: Float32Array };
+}
+
+/** The QuantizedWeight every constructor here returns: canonical arrays until a backend packs it, then only the packed. */
+class StoredQuantizedWeight implements QuantizedWeight {
+  readonly kind = 'quantized' as const;
+  #canonical: { codes: Int8Array | Uint8Array; scales: Float32Array } | undefined;
+  #packed: PackedWeight | undefined;
+
+  constructor(
+    readonly format: IntFormatName,
+    readonly shape: readonly [number, number],
+    readonly groupSize: number,
+    codes: Int8Array | Uint8Array,
+    scales: Float32Array,
+    /** the arrays are this weight's alone: a backend may overwrite them with its packed layout */
+    readonly owned: boolean,
+  ) {
+    this.#canonical = { codes, scales };
+  }
+
+  get codes(): Int8Array | Uint8Array {
+    return (this.#canonical ?? this.#packed!.unpack()).codes;
+  }
+
+  get scales(): Float32Array {
+    return (this.#canonical ?? this.#packed!.unpack()).scales;
+  }
+
+  get packed(): PackedWeight | undefined {
+    return this.#packed;
+  }
+
+  /** keep `packed` and drop the canonical arrays (their memory is freed once nothing else references them) */
+  adopt(packed: PackedWeight): void {
+    this.#packed = packed;
+    this.#canonical = undefined;
+  }
+
+  /** bytes of the typed arrays this object holds (canonical and/or packed) */
+  heldBytes(): number {
+    const c = this.#canonical;
+    const p = this.#packed;
+    return (c ? c.codes.byteLength + c.scales.byteLength : 0) + (p ? p.codes.byteLength + p.scales.byteLength : 0);
+  }
+}
+
+/** Backend layouts of weights not made here (plain objects): cached beside them, canonical arrays kept. */
+const foreignPacked = new WeakMap<QuantizedWeight, PackedWeight>();
+
+/**
+ * The weight in `backend`'s layout: packed by `pack` on the first call, then cached; the canonical codes and scales
+ * are released, so the weight holds one copy. `pack` gets the canonical arrays and whether it may overwrite them
+ * (an `owned` weight): then it may return a PackedWeight over those same arrays. A weight already packed for another
+ * backend is refused (one packed layout per weight).
+ */
+export function packWeight(w: QuantizedWeight, backend: string, pack: (codes: Int8Array | Uint8Array, scales: Float32Array, inPlace: boolean) => PackedWeight): PackedWeight {
+  const existing = w instanceof StoredQuantizedWeight ? w.packed : foreignPacked.get(w);
+  if (existing) {
+    if (existing.backend !== backend) throw new Error(`quantized weight [${w.shape}] is packed for ${existing.backend}, not ${backend}`);
+    return existing;
+  }
+  const packed = pack(w.codes, w.scales, w instanceof StoredQuantizedWeight && w.owned);
+  if (w instanceof StoredQuantizedWeight) w.adopt(packed);
+  else foreignPacked.set(w, packed);
+  return packed;
+}
+
+/**
+ * Bytes of weight data this object keeps alive: its canonical codes and scales while it holds them, plus its packed
+ * copy once a backend packed it. (Tests check that a packed weight holds one copy.)
+ */
+export function heldWeightBytes(w: QuantizedWeight): number {
+  if (w instanceof StoredQuantizedWeight) return w.heldBytes();
+  const p = foreignPacked.get(w);
+  return w.codes.byteLength + w.scales.byteLength + (p ? p.codes.byteLength + p.scales.byteLength : 0);
 }
 
 export type FloatWeight = Tensor<'f32'> | Tensor<'bf16'> | Tensor<'f16'>;
@@ -68,13 +161,17 @@ function checkGroup(K: number, groupSize: number): void {
   }
 }
 
-/** Build a QuantizedWeight from its parts, checking every length (a mis-shaped scale is a user-visible error). */
+/**
+ * Build a QuantizedWeight from its parts, checking every length (a mis-shaped scale is a user-visible error).
+ * `owned`: nothing else references `codes` and `scales` (see QuantizedWeight); default false.
+ */
 export function makeQuantizedWeight(
   format: IntFormatName,
   shape: readonly [number, number],
   groupSize: number,
   codes: Int8Array | Uint8Array,
   scales: Float32Array,
+  options: { owned?: boolean } = {},
 ): QuantizedWeight {
   const [N, K] = shape;
   checkGroup(K, groupSize);
@@ -87,31 +184,32 @@ export function makeQuantizedWeight(
   if (scales.length !== (N * K) / groupSize) {
     throw new UserError(`${format} weight [${N},${K}] with group size ${groupSize} needs ${(N * K) / groupSize} scales, got ${scales.length}`);
   }
-  return { kind: 'quantized', format, shape: [N, K], groupSize, codes, scales };
+  return new StoredQuantizedWeight(format, [N, K], groupSize, codes, scales, options.owned ?? false);
 }
 
-/** code of element (n, k), as a signed integer */
-export function codeAt(w: QuantizedWeight, n: number, k: number): number {
+/** code of element (n, k), as a signed integer; in loops pass `codes` read once (w.codes may be rebuilt per read) */
+export function codeAt(w: QuantizedWeight, n: number, k: number, codes: Int8Array | Uint8Array = w.codes): number {
   const K = w.shape[1];
-  if (w.format === 'i8') return (w.codes as Int8Array)[n * K + k];
-  const byte = w.codes[n * Math.ceil(K / 2) + (k >> 1)];
+  if (w.format === 'i8') return (codes as Int8Array)[n * K + k];
+  const byte = codes[n * Math.ceil(K / 2) + (k >> 1)];
   const nibble = k & 1 ? byte >> 4 : byte & 15;
   return nibble >= 8 ? nibble - 16 : nibble;
 }
 
-/** scale of element (n, k) */
-export function scaleAt(w: QuantizedWeight, n: number, k: number): number {
+/** scale of element (n, k); in loops pass `scales` read once */
+export function scaleAt(w: QuantizedWeight, n: number, k: number, scales: Float32Array = w.scales): number {
   const groups = w.shape[1] / w.groupSize;
-  return w.scales[n * groups + Math.floor(k / w.groupSize)];
+  return scales[n * groups + Math.floor(k / w.groupSize)];
 }
 
 /**
  * Reference round-to-nearest quantizer (RTN). For each row n and group g of `groupSize` columns:
  *   amax = max |w[n,k]| over the group (f32);  scale = f32(amax / qmax);
  *   code = clamp(roundHalfEven(f32(w / scale)), -qmax, qmax), or 0 when scale is 0.
- * w [N,K] (f32/bf16/f16, or a Float32Array with an explicit shape) -> QuantizedWeight
+ * w [N,K] (f32/bf16/f16, or a Float32Array with an explicit shape) -> QuantizedWeight. `owned`: the caller hands
+ * the result to a model without reading its arrays (see QuantizedWeight), so a backend may pack it in place.
  */
-export function quantizeWeight(w: FloatWeight, format: IntFormatName, groupSize?: number): QuantizedWeight {
+export function quantizeWeight(w: FloatWeight, format: IntFormatName, groupSize?: number, options: { owned?: boolean } = {}): QuantizedWeight {
   if (w.shape.length !== 2) throw new UserError(`only 2-D weights can be quantized, got [${w.shape.join(',')}]`);
   const [N, K] = w.shape as [number, number];
   const group = groupSize ?? K;
@@ -137,20 +235,22 @@ export function quantizeWeight(w: FloatWeight, format: IntFormatName, groupSize?
       }
     }
   }
-  return makeQuantizedWeight(format, [N, K], group, codes, scales);
+  return makeQuantizedWeight(format, [N, K], group, codes, scales, { owned: options.owned });
 }
 
 /** Reference dequantizer: w[n,k] = f32(code · scale) -> Float32Array [N*K] (what W4A16/W8A16 multiply by). */
 export function dequantizeWeight(w: QuantizedWeight): Float32Array {
   const [N, K] = w.shape;
   const out = new Float32Array(N * K);
-  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[n * K + k] = codeAt(w, n, k) * scaleAt(w, n, k);
+  const { codes, scales } = w;
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[n * K + k] = codeAt(w, n, k, codes) * scaleAt(w, n, k, scales);
   return out;
 }
 
 /** Bytes the weight occupies (codes + scales): what a quantized checkpoint stores for it. */
 export function quantizedWeightBytes(w: QuantizedWeight): number {
-  return w.codes.byteLength + w.scales.byteLength;
+  const [N, K] = w.shape;
+  return N * WEIGHT_FORMATS[w.format].bytesPerRow(K) + 4 * ((N * K) / w.groupSize);
 }
 
 /** The format of a float tensor weight (throws for dtypes that are not weight formats). */

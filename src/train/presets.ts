@@ -49,8 +49,35 @@ export function getPreset(name: string): PresetSizes {
 }
 
 /**
+ * 2-D sine-cosine position embedding [1, side², d] (MAE's `get_2d_sincos_pos_embed`): the first d/2 channels encode
+ * the patch's row, the last d/2 its column, each as sin(p·ω_i) then cos(p·ω_i) for ω_i = 10000^(-i/(d/4)),
+ * i < d/4. Used as the *initial* value of the (trained) pos_embed: a from-scratch ViT starts with each patch
+ * token carrying where it is, at the scale of its content, instead of N(0, 0.02) noise it must first amplify.
+ * Measured on the testbed: with the noise init the policy still answered a constant action after 2,200 steps.
+ */
+export function sincosPositionEmbedding(side: number, d: number): Tensor<'f32'> {
+  if (d % 4 !== 0) throw new Error(`sincos position embedding needs a width divisible by 4, got ${d}`);
+  const quarter = d / 4;
+  const out = new Float32Array(side * side * d);
+  for (let r = 0; r < side; r++) {
+    for (let c = 0; c < side; c++) {
+      const row = out.subarray((r * side + c) * d, (r * side + c + 1) * d);
+      for (let i = 0; i < quarter; i++) {
+        const omega = 1 / 10000 ** (i / quarter);
+        row[i] = Math.sin(r * omega);
+        row[quarter + i] = Math.cos(r * omega);
+        row[2 * quarter + i] = Math.sin(c * omega);
+        row[3 * quarter + i] = Math.cos(c * omega);
+      }
+    }
+  }
+  return Tensor.f32([1, side * side, d], out);
+}
+
+/**
  * Freshly initialized f32 weights under the HF OpenVLA names: linear weights N(0, 0.02) with residual-output
- * projections scaled by 1/√(2·layers) (GPT-2), biases 0, norms 1, LayerScale 0.1, embeddings N(0, 0.02).
+ * projections scaled by 1/√(2·layers) (GPT-2), biases 0, norms 1, LayerScale 0.1, embeddings N(0, 0.02), ViT
+ * position embeddings 2-D sine-cosine (sincosPositionEmbedding).
  */
 export function initWeights(sizes: PresetSizes, embeddingRows: number, seed: number): Map<string, Tensor<'f32'>> {
   const uniform = mulberry32(seed);
@@ -72,7 +99,7 @@ export function initWeights(sizes: PresetSizes, embeddingRows: number, seed: num
     const residualStd = 0.02 / Math.sqrt(2 * sizes.vitDepths[b]);
     normal(`${p}.patch_embed.proj.weight`, [d, 3, PATCH_SIZE, PATCH_SIZE], 0.02);
     fill(`${p}.patch_embed.proj.bias`, [d], 0);
-    normal(`${p}.pos_embed`, [1, grid, d], 0.02);
+    params.set(`${p}.pos_embed`, sincosPositionEmbedding(Math.round(Math.sqrt(grid)), d));
     if (b === 0) {
       normal(`${p}.cls_token`, [1, 1, d], 0.02);
       normal(`${p}.reg_token`, [1, DINO_REGISTERS, d], 0.02);

@@ -16,6 +16,8 @@ import { saveQuantizedCheckpoint } from '../../src/quant/checkpoint.js';
 import { UserError } from '../../src/errors.js';
 import { getBackend } from '../../src/tensor/backends/index.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { heldWeightBytes, type QuantizedWeight } from '../../src/tensor/formats.js';
+import { LLAMA_LINEARS } from '../../src/models/llama.js';
 import { fixturePath, ids, loadExpected } from '../support/fixtures.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -49,6 +51,27 @@ for (const [variant, groupSize] of [['w4a4+had', 0], ['w8a8', 0], ['w4a16', 16],
       const a = atLoad.predict({ pixelValues: pixels, inputIds });
       const b = stored.predict({ pixelValues: pixels, inputIds });
       assert.deepEqual(b.actionTokenIds, a.actionTokenIds);
+      if (backend.name === 'native' && atLoad.quantization!.weightBits && atLoad.quantization!.activationBits < 16) {
+        // one copy: after a step every integer linear holds only its kernel-layout copy (codes released), whether it
+        // was read from the checkpoint or quantized at load
+        for (const policy of [stored, atLoad]) {
+          for (const layer of policy.model.llm.weights.layers) {
+            for (const site of LLAMA_LINEARS) {
+              const w = layer[site] as QuantizedWeight;
+              assert.ok(w.packed, `${site} was not packed`);
+              assert.equal(heldWeightBytes(w), w.packed.codes.byteLength + w.packed.scales.byteLength, `${site} holds more than its packed copy`);
+            }
+          }
+        }
+        // a packed model saves the same bytes (codes rebuilt from the packed copy)
+        const again = tempDir();
+        try {
+          saveQuantizedCheckpoint(atLoad.model, atLoad.quantization!, again);
+          for (const file of fs.readdirSync(dir)) assert.ok(fs.readFileSync(nodePath.join(again, file)).equals(fs.readFileSync(nodePath.join(dir, file))), file);
+        } finally {
+          fs.rmSync(again, { recursive: true, force: true });
+        }
+      }
       // the variant it was quantized to is accepted too; another one is refused
       assert.equal(loadPolicy(dir, variant, { backend }).quantization?.weightBits, atLoad.quantization?.weightBits);
       assert.throws(() => loadPolicy(dir, variant === 'w8a8' ? 'w4a4' : 'w8a8', { backend }), UserError);

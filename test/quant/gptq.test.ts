@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { HessianAccumulator, invertSpd, quantizeGptq } from '../../src/quant/gptq.js';
 import { dequantizeCodes, quantizeRtn } from '../../src/quant/rtn.js';
 import { mulberry32, standardNormal } from '../../src/random.js';
-import { EXACT } from '../tolerances.js';
+import { EXACT, HESSIAN_LAYERWISE_RTOL } from '../tolerances.js';
 import { readImageFile } from '../../src/io/image.js';
-import { LLAMA_LINEARS } from '../../src/models/llama.js';
+import { Llama, LLAMA_LINEARS } from '../../src/models/llama.js';
 import { OpenVla } from '../../src/models/openvla.js';
-import { collectHessians, quantizeLlama, specFromVariant } from '../../src/quant/apply.js';
+import { collectHessians, layerHessians, quantizeLlama, specFromVariant } from '../../src/quant/apply.js';
 import { calibrationPrefixes } from '../../src/quant/calibration.js';
 import { getBackend } from '../../src/tensor/backends/index.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
@@ -108,3 +108,35 @@ function hessianError(w: ArrayLike<number>, wq: ArrayLike<number>, rows: number,
   }
   return total;
 }
+
+test('gptq goes layer by layer: each layer\'s Hessians from the carried residual stream equal a whole-decoder pass', () => {
+  const model = OpenVla.load(fixturePath('tiny-openvla'), getBackend('auto'));
+  const image = readImageFile(fixturePath('tiny-openvla', 'image.png'));
+  const prefixes = calibrationPrefixes(model, ['pick up the cube', 'open the drawer'].map((instruction) => ({ image, instruction })));
+  const rotated = quantizeLlama(model.llm, specFromVariant(parseVariant('had'))!);
+  for (const [name, llm] of [['float', model.llm], ['rotated', rotated]] as const) {
+    const whole = collectHessians(llm, prefixes);
+    let states = prefixes;
+    llm.weights.layers.forEach((layer, i) => {
+      const step = layerHessians(new Llama(llm.config, { ...llm.weights, layers: [layer] }, llm.backend, llm.quantization), states);
+      states = step.outputs;
+      assert.deepEqual([...step.hessians.keys()].sort(), ['attn_in', 'down_in', 'mlp_in', 'o_in']);
+      for (const [hook, acc] of step.hessians) {
+        const expected = whole.get(`${i}.${hook}`)!;
+        assert.equal(acc.samples, expected.samples);
+        if (name === 'float') {
+          // the same operations on the same inputs: bit for bit
+          assert.deepEqual(acc.xtx, expected.xtx, `layer ${i} ${hook}`);
+          continue;
+        }
+        let scale = 0;
+        let diff = 0;
+        for (let j = 0; j < acc.xtx.length; j++) {
+          scale = Math.max(scale, Math.abs(expected.xtx[j]));
+          diff = Math.max(diff, Math.abs(acc.xtx[j] - expected.xtx[j]));
+        }
+        assert.ok(diff <= HESSIAN_LAYERWISE_RTOL * scale, `layer ${i} ${hook}: max diff ${diff} vs max ${scale}`);
+      }
+    });
+  }
+});

@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { AttentionOptions, AttentionResult, AttentionScores, Backend, QuantizedActivations, WeightTensor } from '../backend.js';
-import { floatFormat, isQuantizedWeight, WEIGHT_FORMATS, type QuantizedWeight } from '../formats.js';
+import { floatFormat, isQuantizedWeight, packWeight, WEIGHT_FORMATS, type PackedWeight, type QuantizedWeight } from '../formats.js';
 import { checkHadamardBlock } from './ref-int.js';
 import { sameShape, shapeSize, Tensor } from '../tensor.js';
 
@@ -45,6 +45,9 @@ interface Addon {
   intWeightLayout(type: number, N: number, K: number, group: number): { bytes: number; scales: number };
   packIntWeight(packed: Uint8Array, packedScales: Float32Array, codes: Int8Array | Uint8Array, scales: Float32Array,
     type: number, N: number, K: number, group: number): void;
+  packIntWeightInPlace(codes: Int8Array | Uint8Array, scales: Float32Array, type: number, N: number, K: number, group: number): boolean;
+  unpackIntWeight(codes: Int8Array | Uint8Array, scales: Float32Array, packed: Uint8Array, packedScales: Float32Array,
+    type: number, N: number, K: number, group: number): void;
   quantizeActivations(codes: Int8Array, scales: Float32Array, x: Float32Array, M: number, K: number, bits: number,
     hasNorm: boolean, normWeight: WeightArray | null, normType: number, eps: number, hadBlock: number, clip: number): void;
   linearInt(out: Float32Array, acc: Int32Array | null, xCodes: Int8Array, xScales: Float32Array, wPacked: Uint8Array,
@@ -58,6 +61,7 @@ interface Addon {
     Dh: number, causal: boolean): void;
   weightTypes(): Record<string, number>;
   streamRead(buffer: Uint8Array): number;
+  mapFile(fd: number, offset: number, length: number): ArrayBuffer | null;
   attentionScores(keyTotals: Float32Array | null, queryProbs: Float32Array | null, rows: Int32Array, q: Float32Array,
     k: Float32Array, T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
   setIsa(isa: NativeIsa): void;
@@ -91,22 +95,32 @@ function weightType(w: WeightTensor): number {
 }
 
 /**
- * The kernel layout of an integer weight (native/kernels.h), packed on first use and cached per weight object.
- * The cache holds a second copy of the codes (same size) for as long as the weight lives.
+ * The kernel layout of an integer weight (native/kernels.h), packed on first use. packWeight keeps only this copy:
+ * the weight's canonical codes and scales are released, and rebuilt by unpackIntWeight if anything reads them.
  */
-const packedWeights = new WeakMap<QuantizedWeight, { codes: Uint8Array; scales: Float32Array }>();
-
-function packed(native: Addon, w: QuantizedWeight): { codes: Uint8Array; scales: Float32Array } {
-  let p = packedWeights.get(w);
-  if (!p) {
+function packed(native: Addon, w: QuantizedWeight): PackedWeight {
+  return packWeight(w, 'native', (codes, scales, inPlace) => {
     const [n, k] = w.shape;
     const type = WEIGHT_FORMATS[w.format].code;
     const layout = native.intWeightLayout(type, n, k, w.groupSize);
-    p = { codes: new Uint8Array(layout.bytes), scales: new Float32Array(layout.scales) };
-    native.packIntWeight(p.codes, p.scales, w.codes, w.scales, type, n, k, w.groupSize);
-    packedWeights.set(w, p);
-  }
-  return p;
+    let p: { codes: Uint8Array; scales: Float32Array };
+    if (inPlace && layout.bytes === codes.byteLength && layout.scales === scales.length && native.packIntWeightInPlace(codes, scales, type, n, k, w.groupSize)) {
+      // the same memory, now in the kernel layout: packing allocated nothing
+      p = { codes: new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength), scales };
+    } else {
+      p = { codes: new Uint8Array(layout.bytes), scales: new Float32Array(layout.scales) };
+      native.packIntWeight(p.codes, p.scales, codes, scales, type, n, k, w.groupSize);
+    }
+    return {
+      backend: 'native',
+      ...p,
+      unpack() {
+        const out = { codes: w.format === 'i8' ? new Int8Array(n * k) : new Uint8Array(n * WEIGHT_FORMATS.i4.bytesPerRow(k)), scales: new Float32Array((n * k) / w.groupSize) };
+        native.unpackIntWeight(out.codes, out.scales, p.codes, p.scales, type, n, k, w.groupSize);
+        return out;
+      },
+    };
+  });
 }
 
 function intRows(a: QuantizedActivations): number {
@@ -135,7 +149,9 @@ function makeBackend(native: Addon): Backend {
         check(lastDim(x) === k && (!bias || bias.size === n), () => `linear: x ${x}, bias ${bias} do not match w [${w.shape}]`);
         const m = leadingRows(x);
         const out = new Float32Array(m * n);
-        native.linearDequant(out, x.data, w.codes, w.scales, WEIGHT_FORMATS[w.format].code, w.groupSize,
+        // canonical codes: held unless linearInt packed this weight (then rebuilt here per call; no model does both)
+        const { codes, scales } = w.packed ? w.packed.unpack() : w;
+        native.linearDequant(out, x.data, codes, scales, WEIGHT_FORMATS[w.format].code, w.groupSize,
           bias ? bias.data : null, bias ? weightType(bias) : 0, m, k, n);
         return Tensor.f32([...x.shape.slice(0, -1), n], out);
       }
@@ -324,6 +340,15 @@ export function nativeWeightTypes(): Record<string, number> | undefined {
 export function nativeStreamRead(buffer: Uint8Array): number {
   check(addon !== undefined, () => `the addon is not built (${loadError})`);
   return addon.streamRead(buffer);
+}
+
+/**
+ * Bytes [offset, offset + length) of an open file (fd) as an ArrayBuffer over a private, copy-on-write mapping (pages
+ * are read when first touched and count as resident only then; unmapped when the buffer is collected), or undefined
+ * when the addon is not built, the range is not inside the file, or the platform cannot map.
+ */
+export function nativeMapFile(fd: number, offset: number, length: number): ArrayBuffer | undefined {
+  return addon?.mapFile(fd, offset, length) ?? undefined;
 }
 
 /** Why the addon did not load, or undefined when it did. */

@@ -112,8 +112,9 @@ export function linearIntAccumulators(xq: QuantizedActivations, w: QuantizedWeig
   const G = K / group;
   const acc = new Int32Array(M * N * G);
   const row = new Int32Array(K);
+  const codes = w.codes; // once: a packed weight rebuilds them on every read
   for (let n = 0; n < N; n++) {
-    for (let k = 0; k < K; k++) row[k] = codeAt(w, n, k);
+    for (let k = 0; k < K; k++) row[k] = codeAt(w, n, k, codes);
     for (let m = 0; m < M; m++) {
       for (let g = 0; g < G; g++) {
         let sum = 0;
@@ -132,11 +133,12 @@ export function linearInt(xq: QuantizedActivations, w: QuantizedWeight, bias?: W
   const G = w.shape[1] / w.groupSize;
   const acc = linearIntAccumulators(xq, w);
   const out = new Float32Array(M * N);
+  const scales = w.scales; // once (see linearIntAccumulators)
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
       let s = 0;
       for (let g = 0; g < G; g++) {
-        s = Math.fround(s + Math.fround(Math.fround(acc[(m * N + n) * G + g]) * w.scales[n * G + g]));
+        s = Math.fround(s + Math.fround(Math.fround(acc[(m * N + n) * G + g]) * scales[n * G + g]));
       }
       let y = Math.fround(s * xq.scales[m]);
       if (bias) y = Math.fround(y + weightAt(bias, n));

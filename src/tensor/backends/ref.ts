@@ -22,9 +22,10 @@ function reader(w: WeightTensor): (i: number) => number {
 function linearReader(w: LinearWeight): (i: number) => number {
   if (!isQuantizedWeight(w)) return reader(w);
   const K = w.shape[1];
+  const { codes, scales } = w; // once: a packed weight rebuilds them on every read
   return (i) => {
     const n = Math.floor(i / K);
-    return Math.fround(codeAt(w, n, i - n * K) * scaleAt(w, n, i - n * K));
+    return Math.fround(codeAt(w, n, i - n * K, codes) * scaleAt(w, n, i - n * K, scales));
   };
 }
 
