@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import nodePath from 'node:path';
 import type { RunningServer } from '../../src/serve/server.js';
@@ -93,6 +94,32 @@ test('GET /health names the model and variant; GET /metrics is Prometheus text w
   assert.match(metrics, /^sqap_vla_model_load_seconds \d+(\.\d+)?(e-\d+)?$/m);
   // every line is a comment or `name{labels} value`
   for (const line of metrics.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) .+|[a-z_]+(\{[^}]*\})? -?[\d.e+-]+|[a-z_]+(\{[^}]*\})? \+Inf)$/, line);
+});
+
+test('a chunked body (no Content-Length) is read as a whole, and one over the limit gets 413', async () => {
+  const LIMIT = 50_000; // small, so that the refused body fits the socket buffers and the client reads the 413
+  const small = await startTestServer({ bodyLimitBytes: LIMIT });
+  const body = Buffer.from(JSON.stringify(jsonNumpyBody(referenceImage())));
+  assert.ok(body.length < LIMIT);
+  const send = (chunks: Buffer[]) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const request = http.request(`${small.url}/act`, { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (response) => {
+        let text = '';
+        response.on('data', (chunk) => (text += chunk)).on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+      });
+      request.on('error', reject);
+      for (const chunk of chunks) request.write(chunk);
+      request.end();
+    });
+  try {
+    const whole = await send([body.subarray(0, 3000), body.subarray(3000, 9000), body.subarray(9000)]);
+    assert.equal(whole.status, 200, whole.text);
+    assert.ok(maxAbsDiff(decodeFloat64Reply(JSON.parse(whole.text)), EXPECTED.action) <= ACTION_MAX_ABS);
+    const big = await send([Buffer.alloc(LIMIT + 1, 0x20)]);
+    assert.equal(big.status, 413, big.text);
+  } finally {
+    await small.close();
+  }
 });
 
 test('a body over the limit gets 413, an unknown route 404, and each request one log line', async () => {
