@@ -348,7 +348,9 @@ export function nativeStreamRead(buffer: Uint8Array): number {
  * when the addon is not built, the range is not inside the file, or the platform cannot map.
  */
 export function nativeMapFile(fd: number, offset: number, length: number): ArrayBuffer | undefined {
-  return addon?.mapFile(fd, offset, length) ?? undefined;
+  // an addon built from older sources (a checkout whose build/ predates the mapping) reads instead of failing
+  if (typeof addon?.mapFile !== 'function') return undefined;
+  return addon.mapFile(fd, offset, length) ?? undefined;
 }
 
 /** Why the addon did not load, or undefined when it did. */
