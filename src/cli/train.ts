@@ -107,9 +107,14 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     init: values.init,
   };
   checkTrainOptions(options);
-  const { hasResumeState } = await import('../train/run-checkpoint.js');
+  const { hasResumeState, readRunState } = await import('../train/run-checkpoint.js');
   if (values.resume && !hasResumeState(options.out)) {
     throw new UserError(`--resume: no training checkpoint in ${options.out} (expected ${options.out}/training/state.json); drop --resume to start a new run`);
+  }
+  // a resumed run keeps its own length unless --steps extends it (the default would silently stretch its schedule)
+  if (values.resume && values.steps === undefined) {
+    const saved = (readRunState(options.out).options as Partial<TrainOptions>).steps;
+    if (typeof saved === 'number') options.steps = saved;
   }
   if (!values.resume && hasResumeState(options.out)) {
     throw new UserError(`${options.out} already holds a training run; continue it with --resume or choose another --out`);

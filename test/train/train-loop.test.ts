@@ -89,6 +89,10 @@ test('train on a recorded dataset writes a checkpoint that act loads with its ow
   assert.ok(Math.abs(mean - summary.eval.action_mae) < 1e-12);
   assert.equal(summary.eval.constant_mae_per_dim.length, 7);
   assert.ok(summary.eval.constant_mae_per_dim.every((v: number) => v >= 0 && v <= 2));
+  // --resume without --steps keeps the run's own length (nothing left to do), rather than stretching it to the default
+  const again = cli('train', '--demos', demos, '--out', out, '--resume', '--backend', 'ref', '--json');
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout.trimEnd().split('\n').at(-1)!).step, 3);
   const image = join(scratch, 'frame.png');
   assert.equal(cli('sim', 'render', '--task', 'goal-red-cube-on-plate', '--seed', '5', '--out', image).code, 0);
   const act = cli('act', '--model', out, '--image', image, '--instruction', 'put the red cube on the plate', '--json');
