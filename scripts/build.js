@@ -21,14 +21,3 @@ fs.rmSync(dist, { recursive: true, force: true });
 execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
 fs.copyFileSync(path.join(root, 'src', 'sim', 'worker-bootstrap.mjs'), path.join(dist, 'sim', 'worker-bootstrap.mjs'));
 fs.writeFileSync(path.join(dist, '.build-stamp'), `${new Date().toISOString()}\n`);
-
-// In a checkout (not when installed as a dependency under someone's node_modules), link the CLI into
-// node_modules/.bin: `npx sqap-vla` then runs this checkout at once. Without the link npm's npx treats the package
-// as missing and first installs a copy of it into its cache (measured: 63 s for the first `npx sqap-vla act`).
-if (!root.split(path.sep).includes('node_modules') && fs.existsSync(path.join(root, 'node_modules'))) {
-  const binDir = path.join(root, 'node_modules', '.bin');
-  const link = path.join(binDir, 'sqap-vla');
-  fs.mkdirSync(binDir, { recursive: true });
-  fs.rmSync(link, { force: true });
-  fs.symlinkSync(path.relative(binDir, path.join(root, 'bin', 'sqap-vla.js')), link);
-}
