@@ -50,6 +50,12 @@ export interface EpisodeFile {
   ee_quaternion: number[][];
   frames: FramesEntry;
   wrist_frames?: FramesEntry;
+  /**
+   * privileged ground truth, never part of a policy's input: each object's world position [T, 3] at each step's
+   * observation, and each fixture's [x, y, 0]; train's auxiliary vision targets read them
+   */
+  object_positions?: Record<string, number[][]>;
+  fixture_positions?: Record<string, number[]>;
 }
 
 /** One row of meta.json's episode index. */
@@ -81,6 +87,10 @@ export interface EpisodeRecording {
   eeQuaternion: number[][];
   frames: RgbImage[];
   wristFrames?: RgbImage[];
+  /** privileged: object name -> [T, 3] world positions at each observation */
+  objectPositions?: Record<string, number[][]>;
+  /** privileged: fixture name -> [x, y, 0] */
+  fixturePositions?: Record<string, number[]>;
 }
 
 export function episodeBaseName(index: number): string {
@@ -138,6 +148,7 @@ export function writeEpisode(dir: string, episode: EpisodeRecording): EpisodeInd
     ee_quaternion: episode.eeQuaternion,
     frames,
     ...(wristFrames ? { wrist_frames: wristFrames } : {}),
+    ...(episode.objectPositions ? { object_positions: episode.objectPositions, fixture_positions: episode.fixturePositions ?? {} } : {}),
   };
   writeFileSync(join(dir, `${base}.json`), JSON.stringify(file));
   return {
@@ -190,6 +201,7 @@ export function readEpisode(dir: string, file: string, options: { frames?: boole
     eePosition: parsed.ee_position,
     eeQuaternion: parsed.ee_quaternion,
     frames: withFrames ? readFrames(dir, parsed.frames) : [],
+    ...(parsed.object_positions ? { objectPositions: parsed.object_positions, fixturePositions: parsed.fixture_positions ?? {} } : {}),
     ...(withFrames && parsed.wrist_frames ? { wristFrames: readFrames(dir, parsed.wrist_frames) } : {}),
   };
 }

@@ -18,6 +18,8 @@ export interface RunEpisodeOptions {
   /** render camera images in observe(); default true (scripted experts can do without) */
   render?: boolean;
   onStep?: (info: StepInfo) => void;
+  /** called with each observation before the policy sees it (the state the frame shows; recorders read it here) */
+  onObserve?: (step: number, observation: Observation) => void;
 }
 
 /** Why an action is unusable, or undefined when it is exactly ACTION_DIMS finite numbers. */
@@ -82,6 +84,7 @@ export async function runEpisode(
       failureReason = `env observe failed at step ${step}: ${errorMessage(error)}`;
       break;
     }
+    options.onObserve?.(step, observation);
     let action: unknown;
     try {
       action = await policy.act(observation);

@@ -13,6 +13,7 @@ import { writeEpisode, type EpisodeIndexEntry, type EpisodeRecording } from './d
 import { wilsonInterval } from './statistics.js';
 import { copyImage, errorMessage, runEpisode, type StepInfo } from './episode.js';
 import type { CameraParams, Env, EpisodeResult, Observation, Policy, RgbImage, TaskInfo } from './types.js';
+import type { SimEnv } from './env.js';
 
 /** Builds the policy for one episode; it may use the env's privileged state (scripted experts do). */
 export type PolicyFactory = (env: Env) => Policy | Promise<Policy>;
@@ -213,7 +214,7 @@ export async function executeJob(job: EpisodeJob, factory: PolicyFactory, settin
     const { frames, ...result } = await runEpisode(env, policy, {
       recordFrames: Boolean(settings.framesDir || settings.recordDir),
       render: settings.render,
-      ...(recording ? { onStep: recording.onStep } : {}),
+      ...(recording ? { onStep: recording.onStep, onObserve: recording.onObserve } : {}),
     });
     result.wallMs = performance.now() - started;
     if (settings.framesDir && frames) await writeEpisodePngs(settings.framesDir, job, frames);
@@ -238,8 +239,19 @@ function startRecording(job: EpisodeJob, env: Env) {
   const eePosition: number[][] = [];
   const eeQuaternion: number[][] = [];
   const wristFrames: RgbImage[] = [];
+  // privileged object positions at each observation (envs that expose them: the testbed's SimEnv); never given to a
+  // policy, recorded for diagnostics and for train's auxiliary vision targets (docs/demonstrations.md)
+  const privileged = (env as Partial<Pick<SimEnv, 'privileged'>>).privileged?.bind(env);
+  const objectPositions: Record<string, number[][]> = {};
+  let fixturePositions: Record<string, number[]> | undefined;
   let first: Observation | undefined;
   return {
+    onObserve(_step: number): void {
+      if (!privileged) return;
+      const state = privileged();
+      for (const [name, o] of Object.entries(state.objects)) (objectPositions[name] ??= []).push([...o.position]);
+      fixturePositions ??= Object.fromEntries(state.fixtures.map((f) => [f.name, [f.position[0], f.position[1], 0]]));
+    },
     onStep({ observation, action, label }: StepInfo): void {
       first ??= observation;
       actions.push([...action]);
@@ -268,6 +280,12 @@ function startRecording(job: EpisodeJob, env: Env) {
         eePosition,
         eeQuaternion,
         frames,
+        ...(privileged && Object.keys(objectPositions).length > 0
+          ? {
+              objectPositions: Object.fromEntries(Object.entries(objectPositions).map(([k, v]) => [k, v.slice(0, actions.length)])),
+              fixturePositions: fixturePositions ?? {},
+            }
+          : {}),
       };
       const entry = writeEpisode(dir, recording);
       return {
