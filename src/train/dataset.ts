@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import type { RgbImage } from '../io/image.js';
 import type { ActionStats } from '../models/action-tokenizer.js';
 import { openDemonstrations } from '../sim/record.js';
+import type { AuxEpisode } from './aux-vision.js';
 
 export interface StepRef {
   episode: number;
@@ -25,6 +26,8 @@ interface EpisodeData {
   offsets: number[];
   width: number;
   height: number;
+  /** privileged state for the auxiliary vision targets (aux-vision.ts) */
+  state: AuxEpisode;
 }
 
 export class DemoDataset {
@@ -69,6 +72,10 @@ export class DemoDataset {
         offsets: file.frames.offsets,
         width,
         height,
+        state: {
+          proprio: ep.proprio,
+          ...(ep.objectPositions ? { objectPositions: ep.objectPositions, fixturePositions: ep.fixturePositions ?? {} } : {}),
+        },
       });
       for (let t = 0; t < ep.steps; t++) steps.push({ episode: e, step: t });
     }
@@ -82,6 +89,11 @@ export class DemoDataset {
 
   action(ref: StepRef): number[] {
     return Array.from(this.episodes[ref.episode].actions.subarray(ref.step * 7, ref.step * 7 + 7));
+  }
+
+  /** the recording's privileged state of a step's episode (for auxiliary targets; never a policy input) */
+  state(ref: StepRef): AuxEpisode {
+    return this.episodes[ref.episode].state;
   }
 
   instruction(ref: StepRef): string {

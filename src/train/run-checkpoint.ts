@@ -47,7 +47,8 @@ export function saveRun(dir: string, files: RunFiles, params: ParamStore, optimi
   writeJson(nodePath.join(dir, 'preprocessor_config.json'), files.preprocessorJson);
   writeJson(nodePath.join(dir, 'tokenizer.json'), files.tokenizerJson);
   const bf16: Record<string, Tensor> = {};
-  for (const [name, t] of params.tensors) bf16[name] = castFloat(t, 'bf16');
+  // training-only tensors (the auxiliary vision head, `aux_*`) live in the resume state, not in the model
+  for (const [name, t] of params.tensors) if (!name.startsWith('aux_')) bf16[name] = castFloat(t, 'bf16');
   writeSafetensors(nodePath.join(dir, 'model.safetensors'), bf16, { format: 'pt', ...step });
   if (!optimizer) return;
   writeSafetensors(nodePath.join(dir, TRAINING_DIR, MASTER_FILE), Object.fromEntries(params.tensors), step);
