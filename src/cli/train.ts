@@ -36,6 +36,14 @@ OUT/loss.png are the learning curve.
   --eval-episodes M    also run M closed-loop episodes per task in the testbed at each evaluation (seeds 0..M-1,
                        disjoint from recorded training seeds when those start higher, as docs/training.md does)
   --no-augment         no random crop / colour jitter
+  --vision-steps N     first N steps train only the ViTs, on a readout of the scene's recorded state (end effector,
+                       objects, fixtures), as a stand-in for OpenVLA's pretrained backbones (default 0; needs a
+                       recording with object positions; docs/training.md)
+  --aux-weight W       keep that readout loss beside the action loss afterwards, weighted W (default 0)
+  --query-aux-weight W also read that state and the demonstrated action (as numbers) from the decoder rows that
+                       predict the action tokens, weighted W (default 0; training-only head; docs/training.md)
+  --label-sigma S      Gaussian soft labels over neighbouring action bins, S bins wide (default 0: one-hot, as
+                       OpenVLA); the log's nll is then the one-hot loss
   --init DIR           start from this checkpoint's weights and tokenizer (fresh optimizer)
   --resume             continue the run in --out exactly where its last checkpoint left it
   --backend NAME       auto, ref, native (default auto)
@@ -64,6 +72,10 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       'eval-episodes': { type: 'string' },
       'no-augment': { type: 'boolean', default: false },
       init: { type: 'string' },
+      'vision-steps': { type: 'string' },
+      'aux-weight': { type: 'string' },
+      'query-aux-weight': { type: 'string' },
+      'label-sigma': { type: 'string' },
       resume: { type: 'boolean', default: false },
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
@@ -105,6 +117,10 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     evalEpisodes: num('eval-episodes', d.evalEpisodes, true),
     augment: !values['no-augment'],
     init: values.init,
+    visionSteps: num('vision-steps', d.visionSteps, true),
+    auxWeight: num('aux-weight', d.auxWeight),
+    queryAuxWeight: num('query-aux-weight', d.queryAuxWeight),
+    labelSigma: num('label-sigma', d.labelSigma),
   };
   checkTrainOptions(options);
   const { hasResumeState, readRunState } = await import('../train/run-checkpoint.js');
@@ -151,14 +167,14 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       return await train(options, backend, grad, {
         closedLoop,
         onStep: (r) => {
-          const payload = { loss: r.loss.toFixed(4), lr: r.lr.toExponential(2), sps: r.samplesPerSecond.toFixed(1) };
+          const payload = { phase: r.phase === 'vision' ? 'vision mse' : 'loss', loss: r.loss.toFixed(4), lr: r.lr.toExponential(2), sps: r.samplesPerSecond.toFixed(1) };
           if (process.stderr.isTTY) {
-            bar ??= progressBar('train', r.steps, 'steps', ' | loss {loss} lr {lr} | {sps} samples/s');
+            bar ??= progressBar('train', r.steps, 'steps', ' | {phase} {loss} lr {lr} | {sps} samples/s');
             bar.update(r.step, payload);
           } else if (performance.now() - lastLine > 10_000 || r.step === r.steps) {
             lastLine = performance.now();
             const remaining = ((r.steps - r.step) * options.batch) / Math.max(1e-9, r.samplesPerSecond);
-            process.stderr.write(`train step ${r.step}/${r.steps} loss ${payload.loss} lr ${payload.lr} ${payload.sps} samples/s ETA ${formatSeconds(remaining)}\n`);
+            process.stderr.write(`train step ${r.step}/${r.steps} ${payload.phase} ${payload.loss} lr ${payload.lr} ${payload.sps} samples/s ETA ${formatSeconds(remaining)}\n`);
           }
         },
         onEval: (e) => {

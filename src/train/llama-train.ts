@@ -106,11 +106,15 @@ export class LlamaTrainer {
     return { logits, saved: { segments, positions, layers, rows, xRows, normed, tokens } };
   }
 
-  /** dLogits [R,V] -> dEmbeds [N,D]; parameter gradients into `grads`; `saved` is consumed */
-  backward(gk: GradBackend, dLogits: T, saved: LlamaSaved, grads: Gradients): T {
+  /**
+   * dLogits [R,V] -> dEmbeds [N,D]; parameter gradients into `grads`; `saved` is consumed. `dNormed` [R,D], when given,
+   * is a further gradient on the final-norm output at the loss rows (a readout besides lm_head, e.g. aux-query.ts).
+   */
+  backward(gk: GradBackend, dLogits: T, saved: LlamaSaved, grads: Gradients, dNormed?: T): T {
     const { rmsNormEps, ropeTheta, hidden } = this.config;
     const head = gk.linearBackward(dLogits, saved.normed, this.params.get(this.lmHeadName), { dx: true, bias: false });
     grads.add(this.lmHeadName, head.dw);
+    if (dNormed) addInPlace(head.dx!, dNormed);
     const norm = gk.rmsNormBackward(head.dx!, saved.xRows, this.p('model.norm.weight'), rmsNormEps);
     grads.add(`${P}model.norm.weight`, norm.dWeight);
     let dx = Tensor.zeros([saved.tokens, hidden]);

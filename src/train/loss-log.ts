@@ -18,6 +18,13 @@ export interface LogRecord {
   eval_action_mae_per_dim?: number[];
   eval_constant_mae_per_dim?: number[];
   eval_loss?: number;
+  /** with auxiliary vision targets: 'vision' (ViTs on the readout alone) or 'bc', and the readout's mean squared error */
+  phase?: 'vision' | 'bc';
+  aux_mse?: number;
+  /** with the query readout (aux-query.ts): its mean squared error */
+  query_mse?: number;
+  /** with soft labels (soft-labels.ts): the hard-label cross-entropy, comparable with a one-hot run's loss */
+  nll?: number;
   /** closed loop: success rate in the testbed */
   eval_success_rate?: number;
 }

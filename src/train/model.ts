@@ -21,6 +21,7 @@ import { Gradients } from './gradients.js';
 import { LlamaTrainer } from './llama-train.js';
 import { ParamStore } from './params.js';
 import type { Segment } from './segments.js';
+import { softCrossEntropy, type SoftLabels } from './soft-labels.js';
 import { VitTrainer } from './vit-train.js';
 
 const BACKBONE_PREFIXES = ['vision_backbone.featurizer.', 'vision_backbone.fused_featurizer.'];
@@ -83,6 +84,44 @@ export class TrainableOpenVla {
 }
 
 /**
+ * A loss on the ViTs' patch features [B·P, C] (both backbones concatenated per patch) besides the action loss, e.g.
+ * the auxiliary state readout (aux-vision.ts): returns its value and its gradient with respect to the features.
+ */
+export type FeatureLoss = (features: Tensor<'f32'>, images: number) => { loss: number; dFeatures: Tensor<'f32'> };
+
+/**
+ * A loss on the decoder's final-norm output at the loss rows, normed [R, D] (each sample's targets.length rows, in
+ * batch order), besides lm_head's: returns its value and its gradient dNormed [R, D] (aux-query.ts).
+ */
+export type RowLoss = (normed: Tensor<'f32'>) => { loss: number; dNormed: Tensor<'f32'> };
+
+/** The ViTs' patch features [B·P, C] of a batch of pixel values, and what backward needs. */
+function visionForward(model: TrainableOpenVla, pixelValues: Float32Array[]) {
+  const vitOut = model.vits.map((vit, k) => {
+    const pixels = pixelValues.map((px) => {
+      const plane = px.length / (3 * model.vits.length);
+      return px.subarray(k * 3 * plane, (k + 1) * 3 * plane);
+    });
+    return vit.forward(model.backend, pixels);
+  });
+  const widths = vitOut.map((o) => o.features.shape[1]);
+  return { vitOut, widths, features: concatColumns(vitOut.map((o) => o.features)) };
+}
+
+/**
+ * A vision-only step: the ViTs' forward, `featureLoss` on their features, their backward (projector and decoder
+ * untouched). pixelValues: B images as TrainSample.pixelValues.
+ */
+export function visionStep(model: TrainableOpenVla, pixelValues: Float32Array[], featureLoss: FeatureLoss, grads = new Gradients(model.grad)): { loss: number; grads: Gradients } {
+  if (pixelValues.length === 0) throw new Error('visionStep: empty batch');
+  const { vitOut, widths, features } = visionForward(model, pixelValues);
+  const { loss, dFeatures } = featureLoss(features, pixelValues.length);
+  const parts = splitColumns(dFeatures, widths);
+  model.vits.forEach((vit, k) => vit.backward(model.grad, parts[k], vitOut[k].saved, grads));
+  return { loss, grads };
+}
+
+/**
  * Forward and backward of one batch. The loss is the cross-entropy summed over every target of the batch, divided by
  * `divisor` (default: the batch's target count, i.e. the mean, as OpenVLA computes it). Gradients are added into
  * `options.grads` when given, so micro-batches of one step accumulate (pass the whole step's target count as the
@@ -92,8 +131,8 @@ export class TrainableOpenVla {
 export function trainingStep(
   model: TrainableOpenVla,
   batch: TrainSample[],
-  options: { grads?: Gradients; divisor?: number } = {},
-): { loss: number; grads: Gradients; targets: number; logits: Tensor<'f32'> } {
+  options: { grads?: Gradients; divisor?: number; featureLoss?: FeatureLoss; rowLoss?: RowLoss; softLabels?: SoftLabels } = {},
+): { loss: number; nll: number; featureLoss?: number; rowLoss?: number; grads: Gradients; targets: number; logits: Tensor<'f32'> } {
   if (batch.length === 0) throw new Error('trainingStep: empty batch');
   const bk = model.backend;
   const gk = model.grad;
@@ -101,15 +140,8 @@ export function trainingStep(
   const hidden = model.llm.config.hidden;
 
   // vision: each backbone over its 3 channels of every image, features concatenated on the channel axis
-  const vitOut = model.vits.map((vit, k) => {
-    const pixels = batch.map((s) => {
-      const plane = s.pixelValues.length / (3 * model.vits.length);
-      return s.pixelValues.subarray(k * 3 * plane, (k + 1) * 3 * plane);
-    });
-    return vit.forward(bk, pixels);
-  });
-  const widths = vitOut.map((o) => o.features.shape[1]);
-  const features = concatColumns(vitOut.map((o) => o.features));
+  const { vitOut, widths, features } = visionForward(model, batch.map((s) => s.pixelValues));
+  const extra = options.featureLoss?.(features, batch.length);
   const nPatches = features.shape[0] / batch.length;
 
   // projector fc1 -> gelu -> fc2 -> gelu -> fc3
@@ -149,8 +181,20 @@ export function trainingStep(
   });
 
   const { logits, saved } = model.llm.forward(bk, Tensor.f32([totalRows, hidden], embeds), segments, positions, Int32Array.from(lossRows));
-  const { loss, dLogits } = gk.crossEntropy(logits, Int32Array.from(labels), options.divisor ?? labels.length);
-  const dEmbeds = model.llm.backward(gk, dLogits, saved, grads);
+  const divisor = options.divisor ?? labels.length;
+  let loss: number;
+  let nll: number;
+  let dLogits: Tensor<'f32'>;
+  if (options.softLabels && options.softLabels.sigma > 0) {
+    const soft = softCrossEntropy(logits.data, logits.shape[1], Int32Array.from(labels), divisor, options.softLabels);
+    ({ loss, nll } = soft);
+    dLogits = Tensor.f32(logits.shape, soft.dLogits);
+  } else {
+    ({ loss, dLogits } = gk.crossEntropy(logits, Int32Array.from(labels), divisor));
+    nll = loss;
+  }
+  const rows = options.rowLoss?.(saved.normed);
+  const dEmbeds = model.llm.backward(gk, dLogits, saved, grads, rows?.dNormed);
 
   // split the sequence gradient back into token embeddings and projected patches
   const dText = new Float32Array(ids.length * hidden);
@@ -177,9 +221,11 @@ export function trainingStep(
   grads.add('projector.fc1.weight', fc1.dw);
   grads.add('projector.fc1.bias', fc1.db!);
 
-  const dFeatures = splitColumns(fc1.dx!, widths);
+  const dAll = fc1.dx!;
+  if (extra) for (let i = 0; i < dAll.size; i++) dAll.data[i] += extra.dFeatures.data[i];
+  const dFeatures = splitColumns(dAll, widths);
   model.vits.forEach((vit, k) => vit.backward(gk, dFeatures[k], vitOut[k].saved, grads));
-  return { loss, grads, targets: labels.length, logits };
+  return { loss, nll, ...(extra ? { featureLoss: extra.loss } : {}), ...(rows ? { rowLoss: rows.loss } : {}), grads, targets: labels.length, logits };
 }
 
 /** [N, Ai] parts -> [N, ΣAi] */

@@ -25,11 +25,14 @@ import { AdamW } from './adamw.js';
 import { augmentImage, OPENVLA_AUGMENT } from './augment.js';
 import { DemoDataset, type StepRef } from './dataset.js';
 import { appendLog, plotLog, readLog, truncateLog, type LogRecord } from './loss-log.js';
-import { trainingStep, TrainableOpenVla, type TrainSample } from './model.js';
+import { trainingStep, TrainableOpenVla, visionStep, type FeatureLoss, type RowLoss, type TrainSample } from './model.js';
 import { getPreset, initWeights, openVlaConfigJson, preprocessorConfigJson } from './presets.js';
 import { hasResumeState, readRunState, restoreRun, saveRun, type RunFiles, type RunState } from './run-checkpoint.js';
 import { learningRate } from './schedule.js';
 import { ACTION_BINS, buildVocabulary } from './vocabulary.js';
+import { addAuxHead, auxLoss, auxTargets, buildAuxSpec, readoutLoss } from './aux-vision.js';
+import { QUERY_PREFIX, queryRowTargets, queryTargetNames } from './aux-query.js';
+import { Gradients } from './gradients.js';
 
 export interface TrainOptions {
   demos: string;
@@ -58,20 +61,34 @@ export interface TrainOptions {
   augment: boolean;
   /** start from this checkpoint's weights instead of a fresh initialization (fresh optimizer) */
   init?: string;
+  /**
+   * the first `visionSteps` steps train only the ViTs, on the auxiliary state readout (aux-vision.ts), with their
+   * own warmup + cosine schedule; behaviour cloning takes the remaining steps
+   */
+  visionSteps: number;
+  /** weight of the auxiliary state readout beside the action loss during behaviour cloning (0: off) */
+  auxWeight: number;
+  /** weight of the query-row readout of state and action (aux-query.ts) during behaviour cloning (0: off) */
+  queryAuxWeight: number;
+  /** width in bins of the action tokens' Gaussian soft labels (soft-labels.ts); 0: one-hot, as OpenVLA */
+  labelSigma: number;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'demos' | 'out'> = {
   preset: 'mini', steps: 2000, batch: 16, lr: 6e-4, warmupSteps: 100, minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1,
   seed: 0, holdoutPerTask: 4, saveEverySeconds: 600, saveEverySteps: 0, evalEvery: 0, evalSamples: 64, evalEpisodes: 0, augment: true,
+  visionSteps: 0, auxWeight: 0, queryAuxWeight: 0, labelSigma: 0,
 };
 
 /** Options a resumed run takes from its checkpoint, not from the command line (they define the run). */
-const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps'] as const;
+const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps', 'visionSteps', 'auxWeight', 'queryAuxWeight', 'labelSigma'] as const;
 
 export interface StepReport {
   step: number;
   steps: number;
+  /** the action loss; during the vision phase, the auxiliary readout's mean squared error */
   loss: number;
+  phase: 'vision' | 'bc';
   lr: number;
   gradNorm: number;
   samplesPerSecond: number;
@@ -262,6 +279,16 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
   }
   const model = TrainableOpenVla.fromSource(mapSource(Object.fromEntries(initial)), config, backend, grad);
   const params = model.params;
+  const useAux = o.visionSteps > 0 || o.auxWeight > 0 || o.queryAuxWeight > 0;
+  const auxSpec = useAux ? buildAuxSpec(dataset.episodes.map((e) => e.state)) : undefined;
+  if (auxSpec && (o.visionSteps > 0 || o.auxWeight > 0)) {
+    const inputs = model.vits[0].patchesPerImage * model.vits.reduce((a, v) => a + v.config.width, 0);
+    addAuxHead(params, auxSpec.names.length, inputs, o.seed);
+  }
+  if (auxSpec && o.queryAuxWeight > 0) {
+    addAuxHead(params, queryTargetNames(auxSpec.names).length, config.textConfig.hidden_size as number, o.seed, QUERY_PREFIX);
+  }
+  const softLabels = o.labelSigma > 0 ? { sigma: o.labelSigma, first: config.realVocabSize - ACTION_BINS, last: config.realVocabSize - 1 } : undefined;
   const isMatrix = (name: string, p: Tensor<'f32'>) => p.rank >= 2 && !/pos_embed|cls_token|reg_token/.test(name);
   const optimizer = new AdamW({ lr: o.lr, betas: [0.9, 0.999], eps: 1e-8, weightDecay: o.weightDecay, decays: isMatrix });
   let step = 0;
@@ -293,18 +320,70 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
   let lastEval: EvalReport | undefined;
   let windowStart = performance.now();
   let windowSamples = 0;
-  const schedule = { peak: o.lr, warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio };
+  // the vision phase (steps 0 .. visionSteps-1) and behaviour cloning each have their own warmup + cosine schedule
+  const visionSchedule = { peak: o.lr, warmupSteps: Math.min(o.warmupSteps, o.visionSteps), totalSteps: o.visionSteps, minRatio: o.minLrRatio };
+  const schedule = { peak: o.lr, warmupSteps: o.warmupSteps, totalSteps: o.steps - o.visionSteps, minRatio: o.minLrRatio };
   while (step < o.steps) {
     const started = performance.now();
     const random = stepRandom(o.seed, step);
+    const refs: StepRef[] = [];
+    const normalizedActions: number[][] = [];
     const batch = Array.from({ length: o.batch }, () => {
       const ref = dataset.steps[Math.floor(random() * dataset.steps.length)];
-      return makeSample(sampler, ref, o.augment ? random : undefined).sample;
+      refs.push(ref);
+      const made = makeSample(sampler, ref, o.augment ? random : undefined);
+      normalizedActions.push(made.normalized);
+      return made.sample;
     });
-    const { loss, grads } = trainingStep(model, batch);
+    const phase: 'vision' | 'bc' = step < o.visionSteps ? 'vision' : 'bc';
+    let featureLoss: FeatureLoss | undefined;
+    let rowLoss: RowLoss | undefined;
+    let auxMse = NaN;
+    let queryMse = NaN;
+    const stateTargets = auxSpec ? refs.map((ref) => auxTargets(auxSpec, dataset.state(ref), ref.step)) : [];
+    if (auxSpec && phase === 'bc' && o.queryAuxWeight > 0) {
+      const rowsPerSample = batch[0].targets.length;
+      const parts = stateTargets.map((t, b) => queryRowTargets(t.values, t.mask, normalizedActions[b], rowsPerSample));
+      const targets = new Float32Array(parts.reduce((a, p) => a + p.values.length, 0));
+      const mask = new Float32Array(targets.length);
+      let at = 0;
+      for (const p of parts) {
+        targets.set(p.values, at);
+        mask.set(p.mask, at);
+        at += p.values.length;
+      }
+      rowLoss = (normed) => {
+        const r = readoutLoss(backend, grad, params, QUERY_PREFIX, normed, targets, mask, o.queryAuxWeight, stepGrads);
+        queryMse = r.mse;
+        return { loss: r.loss, dNormed: r.dX };
+      };
+    }
+    if (auxSpec && (phase === 'vision' || o.auxWeight > 0)) {
+      const k = auxSpec.names.length;
+      const targets = new Float32Array(o.batch * k);
+      const mask = new Float32Array(o.batch * k);
+      stateTargets.forEach((t, b) => {
+        targets.set(t.values, b * k);
+        mask.set(t.mask, b * k);
+      });
+      featureLoss = (features, images) => {
+        const r = auxLoss(backend, grad, params, features, images, targets, mask, phase === 'vision' ? 1 : o.auxWeight, stepGrads);
+        auxMse = r.mse;
+        return r;
+      };
+    }
+    const stepGrads = new Gradients(grad);
+    let loss: number;
+    let nll = NaN;
+    let grads: Gradients;
+    if (phase === 'vision') {
+      ({ loss, grads } = visionStep(model, batch.map((b) => b.pixelValues), featureLoss!, stepGrads));
+    } else {
+      ({ loss, nll, grads } = trainingStep(model, batch, { grads: stepGrads, ...(featureLoss ? { featureLoss } : {}), ...(rowLoss ? { rowLoss } : {}), ...(softLabels ? { softLabels } : {}) }));
+    }
     const gradNorm = grads.globalNorm();
     if (gradNorm > o.clipNorm) grads.scale(o.clipNorm / (gradNorm + 1e-6));
-    const lr = learningRate(step, schedule);
+    const lr = phase === 'vision' ? learningRate(step, visionSchedule) : learningRate(step - o.visionSteps, schedule);
     optimizer.step(params, grads, lr);
     step++;
     samplesSeen += o.batch;
@@ -319,7 +398,13 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
     }
     lastLoss = loss;
     const record: LogRecord = { step, loss, lr, grad_norm: gradNorm, samples_per_s: samplesPerSecond, elapsed_s: trainSeconds };
-    if (o.evalEvery > 0 && evalSampler && (step % o.evalEvery === 0 || step === o.steps)) {
+    if (auxSpec) {
+      record.phase = phase;
+      if (Number.isFinite(auxMse)) record.aux_mse = auxMse;
+      if (Number.isFinite(queryMse)) record.query_mse = queryMse;
+    }
+    if (softLabels && Number.isFinite(nll)) record.nll = nll;
+    if (o.evalEvery > 0 && evalSampler && step > o.visionSteps && (step % o.evalEvery === 0 || step === o.steps)) {
       lastEval = evaluateOffline(evalSampler, params.tensors, files, backend, evalRefs, step);
       record.eval_token_accuracy = lastEval.tokenAccuracy;
       record.eval_action_mae = lastEval.meanAbsError;
@@ -334,7 +419,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
       hooks.onEval?.(lastEval);
     }
     appendLog(logPath, record);
-    hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, samplesPerSecond, elapsedSeconds: trainSeconds });
+    hooks.onStep?.({ step, steps: o.steps, loss, phase, lr, gradNorm, samplesPerSecond, elapsedSeconds: trainSeconds });
     await new Promise<void>((resolve) => setImmediate(resolve)); // let signal handlers (Ctrl-C: stop and save) run
     const stop = hooks.shouldStop?.() ?? false;
     const due = (performance.now() - lastSave) / 1000 >= o.saveEverySeconds || (o.saveEverySteps > 0 && step % o.saveEverySteps === 0);
@@ -363,4 +448,10 @@ export function checkTrainOptions(o: TrainOptions): void {
   if (!Number.isInteger(o.steps) || o.steps < 1) throw new UserError(`--steps must be a positive integer, got ${o.steps}`);
   if (!Number.isInteger(o.batch) || o.batch < 1) throw new UserError(`--batch must be a positive integer, got ${o.batch}`);
   if (!(o.lr > 0)) throw new UserError(`--lr must be a positive number, got ${o.lr}`);
+  if (!Number.isInteger(o.visionSteps) || o.visionSteps < 0 || o.visionSteps >= o.steps) {
+    throw new UserError(`--vision-steps must be an integer from 0 to --steps - 1 (${o.steps - 1}), got ${o.visionSteps}`);
+  }
+  if (!(o.auxWeight >= 0) || !Number.isFinite(o.auxWeight)) throw new UserError(`--aux-weight must be a number >= 0, got ${o.auxWeight}`);
+  if (!(o.queryAuxWeight >= 0) || !Number.isFinite(o.queryAuxWeight)) throw new UserError(`--query-aux-weight must be a number >= 0, got ${o.queryAuxWeight}`);
+  if (!(o.labelSigma >= 0) || !Number.isFinite(o.labelSigma) || o.labelSigma > 64) throw new UserError(`--label-sigma must be a number of bins from 0 to 64, got ${o.labelSigma}`);
 }
