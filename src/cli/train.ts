@@ -45,6 +45,7 @@ OUT/loss.png are the learning curve.
   --label-sigma S      Gaussian soft labels over neighbouring action bins, S bins wide (default 0: one-hot, as
                        OpenVLA); the log's nll is then the one-hot loss
   --init DIR           start from this checkpoint's weights and tokenizer (fresh optimizer)
+  --init-vision DIR    start only the vision backbones from this checkpoint; projector and decoder fresh
   --resume             continue the run in --out exactly where its last checkpoint left it
   --backend NAME       auto, ref, native (default auto)
   --json               print a summary as one JSON object on the last stdout line
@@ -72,6 +73,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       'eval-episodes': { type: 'string' },
       'no-augment': { type: 'boolean', default: false },
       init: { type: 'string' },
+      'init-vision': { type: 'string' },
       'vision-steps': { type: 'string' },
       'aux-weight': { type: 'string' },
       'query-aux-weight': { type: 'string' },
@@ -117,6 +119,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     evalEpisodes: num('eval-episodes', d.evalEpisodes, true),
     augment: !values['no-augment'],
     init: values.init,
+    initVision: values['init-vision'],
     visionSteps: num('vision-steps', d.visionSteps, true),
     auxWeight: num('aux-weight', d.auxWeight),
     queryAuxWeight: num('query-aux-weight', d.queryAuxWeight),

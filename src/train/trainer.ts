@@ -62,6 +62,11 @@ export interface TrainOptions {
   /** start from this checkpoint's weights instead of a fresh initialization (fresh optimizer) */
   init?: string;
   /**
+   * start only the vision backbones from this checkpoint (projector and decoder fresh): reuses ViTs that learned the
+   * scene (e.g. with --vision-steps) without a decoder whose attention has already saturated (docs/training.md)
+   */
+  initVision?: string;
+  /**
    * the first `visionSteps` steps train only the ViTs, on the auxiliary state readout (aux-vision.ts), with their
    * own warmup + cosine schedule; behaviour cloning takes the remaining steps
    */
@@ -276,6 +281,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
     }
   } else {
     initial = initWeights(sizes, (config.textConfig.vocab_size as number), o.seed);
+    if (o.initVision && !resuming) copyVisionBackbones(o.initVision, initial);
   }
   const model = TrainableOpenVla.fromSource(mapSource(Object.fromEntries(initial)), config, backend, grad);
   const params = model.params;
@@ -443,7 +449,30 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
   };
 }
 
+/** Overwrites the vision backbones' tensors of `params` with those of the checkpoint in `dir` (same shapes). */
+function copyVisionBackbones(dir: string, params: Map<string, Tensor<'f32'>>): void {
+  const checkpoint = Checkpoint.open(dir);
+  try {
+    const source = checkpointSource(checkpoint);
+    let copied = 0;
+    for (const [name, tensor] of params) {
+      if (!name.startsWith('vision_backbone.')) continue;
+      if (!source.has(name)) throw new UserError(`--init-vision ${dir}: the checkpoint has no ${name}`);
+      const t = source.read(name).asF32Tensor();
+      if (t.shape.join('x') !== tensor.shape.join('x')) {
+        throw new UserError(`--init-vision ${dir}: ${name} is [${t.shape}], this preset's is [${tensor.shape}]`);
+      }
+      params.set(name, t);
+      copied++;
+    }
+    if (copied === 0) throw new UserError(`--init-vision ${dir}: no vision backbone tensors to copy`);
+  } finally {
+    checkpoint.close();
+  }
+}
+
 export function checkTrainOptions(o: TrainOptions): void {
+  if (o.init && o.initVision) throw new UserError('--init and --init-vision exclude each other (--init already takes the vision backbones)');
   getPreset(o.preset);
   if (!Number.isInteger(o.steps) || o.steps < 1) throw new UserError(`--steps must be a positive integer, got ${o.steps}`);
   if (!Number.isInteger(o.batch) || o.batch < 1) throw new UserError(`--batch must be a positive integer, got ${o.batch}`);

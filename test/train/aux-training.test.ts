@@ -268,6 +268,34 @@ test('a run with every auxiliary signal resumes exactly and writes a plain OpenV
   assert.equal(JSON.parse(act.stdout.trimEnd().split('\n').at(-1)!).action.length, 7);
 });
 
+test('--init-vision starts the ViTs from a checkpoint and the projector and decoder fresh', async () => {
+  const source = join(scratch, 'vision-source');
+  await train({ ...options(source, 3), lr: 2e-2 }, refBackend, refGradBackend);
+  const out = join(scratch, 'vision-init');
+  // one step at a tiny rate: AdamW moves each weight by about lr, so the copy is visible in the master weights
+  await train({ ...options(out, 1), visionSteps: 0, initVision: source, lr: 1e-7, warmupSteps: 0 }, refBackend, refGradBackend);
+  const from = Checkpoint.open(source);
+  const to = Checkpoint.open(join(out, 'training', 'master.safetensors'));
+  try {
+    const maxDiff = (a: Checkpoint, b: Checkpoint, name: string) => {
+      const x = a.read(name).toF32();
+      const y = b.read(name).toF32();
+      return x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+    };
+    for (const name of ['vision_backbone.featurizer.patch_embed.proj.weight', 'vision_backbone.fused_featurizer.blocks.0.attn.qkv.weight']) {
+      assert.ok(maxDiff(from, to, name) < 1e-5, `${name} was not copied`);
+    }
+    // the source run trained its projector and decoder at a high rate from the same seed's initialization, which the
+    // new run starts from afresh
+    for (const name of ['projector.fc1.weight', 'language_model.model.layers.0.self_attn.q_proj.weight']) {
+      assert.ok(maxDiff(from, to, name) > 1e-3, `${name} was copied`);
+    }
+  } finally {
+    from.close();
+    to.close();
+  }
+});
+
 test('bad auxiliary options and a recording without positions are one-line errors', () => {
   const old = join(scratch, 'old-recording');
   cpSync(demos, old, { recursive: true });
@@ -282,6 +310,7 @@ test('bad auxiliary options and a recording without positions are one-line error
     [['--demos', demos, '--out', join(scratch, 'e2'), '--steps', '3', '--label-sigma', '-1'], /--label-sigma must be a non-negative number/],
     [['--demos', demos, '--out', join(scratch, 'e3'), '--steps', '3', '--label-sigma', '100'], /--label-sigma must be a number of bins from 0 to 64/],
     [['--demos', old, '--out', join(scratch, 'e4'), '--steps', '3', '--query-aux-weight', '1'], /no object positions/],
+    [['--demos', demos, '--out', join(scratch, 'e5'), '--steps', '3', '--init', demos, '--init-vision', demos], /--init and --init-vision exclude each other/],
   ];
   for (const [args, message] of cases) {
     const r = cli('train', ...args, '--preset', 'tiny', '--batch', '1', '--holdout', '1', '--backend', 'ref');
