@@ -39,6 +39,8 @@ OUT/loss.png are the learning curve.
   --vision-steps N     first N steps train only the ViTs, on a readout of the scene's recorded state (end effector,
                        objects, fixtures), as a stand-in for OpenVLA's pretrained backbones (default 0; needs a
                        recording with object positions; docs/training.md)
+  --aux-pool P         how that readout reads the patch features: grid (flattened, default) or mean (averaged over
+                       the patches, so the features must say where things are in a form the decoder can read)
   --aux-weight W       keep that readout loss beside the action loss afterwards, weighted W (default 0)
   --query-aux-weight W also read that state and the demonstrated action (as numbers) from the decoder rows that
                        predict the action tokens, weighted W (default 0; training-only head; docs/training.md)
@@ -78,6 +80,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       'aux-weight': { type: 'string' },
       'query-aux-weight': { type: 'string' },
       'label-sigma': { type: 'string' },
+      'aux-pool': { type: 'string' },
       resume: { type: 'boolean', default: false },
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
@@ -124,6 +127,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     auxWeight: num('aux-weight', d.auxWeight),
     queryAuxWeight: num('query-aux-weight', d.queryAuxWeight),
     labelSigma: num('label-sigma', d.labelSigma),
+    auxPool: (values['aux-pool'] ?? d.auxPool) as TrainOptions['auxPool'],
   };
   checkTrainOptions(options);
   const { hasResumeState, readRunState } = await import('../train/run-checkpoint.js');

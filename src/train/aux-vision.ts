@@ -11,9 +11,8 @@
 // `train --vision-steps N` trains the ViTs on it alone for the first N steps; `--aux-weight W` keeps it beside the
 // behaviour-cloning loss afterwards (so the action loss's early noise does not wash the features out).
 //
-// Head: y = W·flatten(features) + b, features [P, C] per image (P patches, C = both ViTs' widths), W [K, P·C]:
-// a linear map over the whole patch grid can read a position as a weighted sum over patches, so the features are
-// pushed to say what is in each patch. Targets are standardized per dimension over the training recording.
+// Head: y = W·flatten(features) + b (`grid`, W [K, P·C]) or y = W·mean(features) + b (`mean`, W [K, C]), features
+// [P, C] per image (P patches, C = both ViTs' widths); see AuxPool for what each asks of the features. Targets are standardized per dimension over the training recording.
 import { UserError } from '../errors.js';
 import { mulberry32, standardNormal } from '../random.js';
 import type { Backend } from '../tensor/backend.js';
@@ -160,8 +159,26 @@ export function readoutLoss(
 }
 
 /**
- * The auxiliary vision loss on a batch's patch features: features [B·P, C] (both ViTs concatenated per patch) read as
- * [B, P·C], targets / mask [B·K] -> as readoutLoss, with dFeatures [B·P, C].
+ * How the vision head reads an image's patch features [P, C]:
+ * - `grid`: flattened, W [K, P·C]: a weight per patch and channel, so a position can be read as a weighted sum over
+ *   the grid; the features only need to say what is in each patch;
+ * - `mean`: averaged over the patches, W [K, C]: the features must themselves say where things are (content times
+ *   position), in a form an average keeps. That is the form the decoder can use: at initialization its attention is
+ *   close to uniform, so the prompt's last row receives about the average of the patches' values, and a state that
+ *   is linear in the average is one linear map away from that row. With `grid` the ViTs learned the scene (readout
+ *   MSE 0.13) and the decoder still could not read it (docs/training.md).
+ */
+export type AuxPool = 'grid' | 'mean';
+export const AUX_POOLS: readonly AuxPool[] = ['grid', 'mean'];
+
+/** The head's input width for P patches of C channels. */
+export function auxInputs(pool: AuxPool, patches: number, channels: number): number {
+  return pool === 'grid' ? patches * channels : channels;
+}
+
+/**
+ * The auxiliary vision loss on a batch's patch features: features [B·P, C] (both ViTs concatenated per patch), read
+ * as [B, P·C] (`grid`) or averaged to [B, C] (`mean`), targets / mask [B·K] -> as readoutLoss, with dFeatures [B·P, C].
  */
 export function auxLoss(
   bk: Backend,
@@ -173,9 +190,33 @@ export function auxLoss(
   mask: Float32Array,
   weight: number,
   grads: Gradients,
+  pool: AuxPool = 'grid',
 ): { loss: number; mse: number; dFeatures: Tensor<'f32'> } {
   const inputs = params.get(AUX_WEIGHT).shape[1];
-  if (features.size !== images * inputs) throw new Error(`aux head reads ${inputs} features per image, got ${features.size / images}`);
-  const r = readoutLoss(bk, gk, params, AUX_PREFIX, Tensor.f32([images, inputs], features.data), targets, mask, weight, grads);
-  return { loss: r.loss, mse: r.mse, dFeatures: Tensor.f32(features.shape, r.dX.data) };
+  const [rows, channels] = features.shape;
+  const patches = rows / images;
+  if (auxInputs(pool, patches, channels) !== inputs) throw new Error(`aux head (${pool}) reads ${inputs} inputs per image, got ${patches} patches of ${channels}`);
+  if (pool === 'grid') {
+    const r = readoutLoss(bk, gk, params, AUX_PREFIX, Tensor.f32([images, inputs], features.data), targets, mask, weight, grads);
+    return { loss: r.loss, mse: r.mse, dFeatures: Tensor.f32(features.shape, r.dX.data) };
+  }
+  const pooled = new Float32Array(images * channels);
+  for (let b = 0; b < images; b++) {
+    const out = pooled.subarray(b * channels, (b + 1) * channels);
+    for (let p = 0; p < patches; p++) {
+      const row = features.data.subarray((b * patches + p) * channels, (b * patches + p + 1) * channels);
+      for (let c = 0; c < channels; c++) out[c] += row[c];
+    }
+    for (let c = 0; c < channels; c++) out[c] /= patches;
+  }
+  const r = readoutLoss(bk, gk, params, AUX_PREFIX, Tensor.f32([images, channels], pooled), targets, mask, weight, grads);
+  const dFeatures = new Float32Array(features.size);
+  for (let b = 0; b < images; b++) {
+    const d = r.dX.data.subarray(b * channels, (b + 1) * channels);
+    for (let p = 0; p < patches; p++) {
+      const row = dFeatures.subarray((b * patches + p) * channels, (b * patches + p + 1) * channels);
+      for (let c = 0; c < channels; c++) row[c] = d[c] / patches;
+    }
+  }
+  return { loss: r.loss, mse: r.mse, dFeatures: Tensor.f32(features.shape, dFeatures) };
 }

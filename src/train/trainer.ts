@@ -30,7 +30,7 @@ import { getPreset, initWeights, openVlaConfigJson, preprocessorConfigJson } fro
 import { hasResumeState, readRunState, restoreRun, saveRun, type RunFiles, type RunState } from './run-checkpoint.js';
 import { learningRate } from './schedule.js';
 import { ACTION_BINS, buildVocabulary } from './vocabulary.js';
-import { addAuxHead, auxLoss, auxTargets, buildAuxSpec, readoutLoss } from './aux-vision.js';
+import { addAuxHead, AUX_POOLS, auxInputs, auxLoss, auxTargets, buildAuxSpec, readoutLoss, type AuxPool } from './aux-vision.js';
 import { QUERY_PREFIX, queryRowTargets, queryTargetNames } from './aux-query.js';
 import { Gradients } from './gradients.js';
 
@@ -77,16 +77,18 @@ export interface TrainOptions {
   queryAuxWeight: number;
   /** width in bins of the action tokens' Gaussian soft labels (soft-labels.ts); 0: one-hot, as OpenVLA */
   labelSigma: number;
+  /** how the vision readout reads the patch features (aux-vision.ts AuxPool): `grid` (flattened) or `mean` */
+  auxPool: AuxPool;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'demos' | 'out'> = {
   preset: 'mini', steps: 2000, batch: 16, lr: 6e-4, warmupSteps: 100, minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1,
   seed: 0, holdoutPerTask: 4, saveEverySeconds: 600, saveEverySteps: 0, evalEvery: 0, evalSamples: 64, evalEpisodes: 0, augment: true,
-  visionSteps: 0, auxWeight: 0, queryAuxWeight: 0, labelSigma: 0,
+  visionSteps: 0, auxWeight: 0, queryAuxWeight: 0, labelSigma: 0, auxPool: 'grid',
 };
 
 /** Options a resumed run takes from its checkpoint, not from the command line (they define the run). */
-const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps', 'visionSteps', 'auxWeight', 'queryAuxWeight', 'labelSigma'] as const;
+const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps', 'visionSteps', 'auxWeight', 'queryAuxWeight', 'labelSigma', 'auxPool'] as const;
 
 export interface StepReport {
   step: number;
@@ -288,7 +290,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
   const useAux = o.visionSteps > 0 || o.auxWeight > 0 || o.queryAuxWeight > 0;
   const auxSpec = useAux ? buildAuxSpec(dataset.episodes.map((e) => e.state)) : undefined;
   if (auxSpec && (o.visionSteps > 0 || o.auxWeight > 0)) {
-    const inputs = model.vits[0].patchesPerImage * model.vits.reduce((a, v) => a + v.config.width, 0);
+    const inputs = auxInputs(o.auxPool, model.vits[0].patchesPerImage, model.vits.reduce((a, v) => a + v.config.width, 0));
     addAuxHead(params, auxSpec.names.length, inputs, o.seed);
   }
   if (auxSpec && o.queryAuxWeight > 0) {
@@ -373,7 +375,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
         mask.set(t.mask, b * k);
       });
       featureLoss = (features, images) => {
-        const r = auxLoss(backend, grad, params, features, images, targets, mask, phase === 'vision' ? 1 : o.auxWeight, stepGrads);
+        const r = auxLoss(backend, grad, params, features, images, targets, mask, phase === 'vision' ? 1 : o.auxWeight, stepGrads, o.auxPool);
         auxMse = r.mse;
         return r;
       };
@@ -483,4 +485,5 @@ export function checkTrainOptions(o: TrainOptions): void {
   if (!(o.auxWeight >= 0) || !Number.isFinite(o.auxWeight)) throw new UserError(`--aux-weight must be a number >= 0, got ${o.auxWeight}`);
   if (!(o.queryAuxWeight >= 0) || !Number.isFinite(o.queryAuxWeight)) throw new UserError(`--query-aux-weight must be a number >= 0, got ${o.queryAuxWeight}`);
   if (!(o.labelSigma >= 0) || !Number.isFinite(o.labelSigma) || o.labelSigma > 64) throw new UserError(`--label-sigma must be a number of bins from 0 to 64, got ${o.labelSigma}`);
+  if (!AUX_POOLS.includes(o.auxPool)) throw new UserError(`--aux-pool must be one of ${AUX_POOLS.join(', ')}, got ${o.auxPool}`);
 }

@@ -16,7 +16,7 @@ import { refGradBackend } from '../../src/tensor/backends/ref-grad.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { AdamW } from '../../src/train/adamw.js';
 import { QUERY_PREFIX, queryRowTargets } from '../../src/train/aux-query.js';
-import { addAuxHead, auxTargets, buildAuxSpec, readoutLoss } from '../../src/train/aux-vision.js';
+import { addAuxHead, AUX_PREFIX, auxLoss, auxTargets, buildAuxSpec, readoutLoss } from '../../src/train/aux-vision.js';
 import { DemoDataset } from '../../src/train/dataset.js';
 import { Gradients } from '../../src/train/gradients.js';
 import { trainingStep, TrainableOpenVla, type TrainSample } from '../../src/train/model.js';
@@ -159,6 +159,35 @@ test('a readout head gives the exact gradient of its masked mean squared error',
   assert.ok(Math.abs(r.loss - 0.7 * r.mse) < 1e-9);
 });
 
+test('the mean-pooled vision readout is the readout of the patch average, with the exact gradient per patch', () => {
+  const params = new ParamStore(new Map());
+  const [images, patches, channels, k] = [2, 3, 4, 5];
+  addAuxHead(params, k, channels, 4);
+  const random = mulberry32(11);
+  const features = Tensor.f32([images * patches, channels], Float32Array.from({ length: images * patches * channels }, () => random() * 2 - 1));
+  const targets = Float32Array.from({ length: images * k }, () => random());
+  const mask = Float32Array.from({ length: images * k }, (_, i) => (i === 3 ? 0 : 1));
+  const r = auxLoss(refBackend, refGradBackend, params, features, images, targets, mask, 0.5, new Gradients(refGradBackend), 'mean');
+  // by definition: average the patches of each image by hand, then the plain readout
+  const pooled = new Float32Array(images * channels);
+  for (let b = 0; b < images; b++) for (let p = 0; p < patches; p++) for (let c = 0; c < channels; c++) pooled[b * channels + c] += features.data[(b * patches + p) * channels + c] / patches;
+  const direct = readoutLoss(refBackend, refGradBackend, params, AUX_PREFIX, Tensor.f32([images, channels], pooled), targets, mask, 0.5, new Gradients(refGradBackend));
+  assert.ok(Math.abs(r.loss - direct.loss) < 1e-6, `${r.loss} vs ${direct.loss}`);
+  const h = 1e-2;
+  for (let i = 0; i < features.size; i += 5) {
+    const at = (d: number) => {
+      const saved = features.data[i];
+      features.data[i] = saved + d;
+      const value = auxLoss(refBackend, refGradBackend, params, features, images, targets, mask, 0.5, new Gradients(refGradBackend), 'mean').loss;
+      features.data[i] = saved;
+      return value;
+    };
+    assert.ok(Math.abs((at(h) - at(-h)) / (2 * h) - r.dFeatures.data[i]) < 2e-4, `dFeatures[${i}]`);
+  }
+  // a grid head does not fit a mean readout, and the other way round
+  assert.throws(() => auxLoss(refBackend, refGradBackend, params, features, images, targets, mask, 0.5, new Gradients(refGradBackend), 'grid'), /reads 4 inputs/);
+});
+
 test('query targets repeat the state and action on the action rows and leave the </s> row out', () => {
   const t = queryRowTargets(Float32Array.from([1, 2]), Float32Array.from([1, 0]), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, -1], 8);
   assert.equal(t.values.length, 8 * 9);
@@ -243,10 +272,12 @@ function options(out: string, steps: number): TrainOptions {
 test('a run with every auxiliary signal resumes exactly and writes a plain OpenVLA checkpoint that act loads', async () => {
   const straight = join(scratch, 'straight');
   const resumed = join(scratch, 'resumed');
-  await train(options(straight, 5), refBackend, refGradBackend);
+  const run = (out: string): TrainOptions => ({ ...options(out, 5), auxPool: 'mean' });
+  await train(run(straight), refBackend, refGradBackend);
   let step = 0;
-  await train(options(resumed, 5), refBackend, refGradBackend, { onStep: (r) => (step = r.step), shouldStop: () => step >= 3 });
-  const second = await train(options(resumed, 5), refBackend, refGradBackend);
+  await train(run(resumed), refBackend, refGradBackend, { onStep: (r) => (step = r.step), shouldStop: () => step >= 3 });
+  // the resumed run takes its readout from the checkpoint, not from the (default) options it is called with
+  const second = await train({ ...run(resumed), auxPool: 'grid' }, refBackend, refGradBackend);
   assert.equal(second.resumedFrom, 3);
   for (const file of ['training/master.safetensors', 'training/optimizer.safetensors', 'model.safetensors']) {
     assert.ok(readFileSync(join(straight, file)).equals(readFileSync(join(resumed, file))), `${file} differs`);
@@ -311,6 +342,7 @@ test('bad auxiliary options and a recording without positions are one-line error
     [['--demos', demos, '--out', join(scratch, 'e3'), '--steps', '3', '--label-sigma', '100'], /--label-sigma must be a number of bins from 0 to 64/],
     [['--demos', old, '--out', join(scratch, 'e4'), '--steps', '3', '--query-aux-weight', '1'], /no object positions/],
     [['--demos', demos, '--out', join(scratch, 'e5'), '--steps', '3', '--init', demos, '--init-vision', demos], /--init and --init-vision exclude each other/],
+    [['--demos', demos, '--out', join(scratch, 'e6'), '--steps', '3', '--aux-pool', 'max'], /--aux-pool must be one of grid, mean, got max/],
   ];
   for (const [args, message] of cases) {
     const r = cli('train', ...args, '--preset', 'tiny', '--batch', '1', '--holdout', '1', '--backend', 'ref');
