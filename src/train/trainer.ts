@@ -150,7 +150,7 @@ export function stepRandom(seed: number, step: number): () => number {
 }
 
 /** Which episodes are held out: the `perTask` highest seeds of every task in the recording. */
-function heldOutEpisodes(dataset: DemoDataset | { episodes: { taskId: string; seed: number }[] }, perTask: number): Set<string> {
+export function heldOutEpisodes(dataset: DemoDataset | { episodes: { taskId: string; seed: number }[] }, perTask: number): Set<string> {
   const byTask = new Map<string, number[]>();
   for (const e of dataset.episodes) byTask.set(e.taskId, [...(byTask.get(e.taskId) ?? []), e.seed]);
   const held = new Set<string>();
@@ -158,7 +158,7 @@ function heldOutEpisodes(dataset: DemoDataset | { episodes: { taskId: string; se
   return held;
 }
 
-interface Sampler {
+export interface Sampler {
   dataset: DemoDataset;
   tokenizer: Tokenizer;
   preprocessor: PreprocessorConfig;
@@ -168,7 +168,7 @@ interface Sampler {
 }
 
 /** One training example from a demonstration step (augmented when `random` is given). */
-function makeSample(s: Sampler, ref: StepRef, random?: () => number): { sample: TrainSample; normalized: number[] } {
+export function makeSample(s: Sampler, ref: StepRef, random?: () => number): { sample: TrainSample; normalized: number[] } {
   const instruction = s.dataset.instruction(ref);
   let prompt = s.promptCache.get(instruction);
   if (!prompt) {
