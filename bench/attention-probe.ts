@@ -15,7 +15,7 @@ import { getBackend } from '../src/tensor/backends/index.js';
 import { getGradBackend } from '../src/tensor/backends/grad-index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { DemoDataset } from '../src/train/dataset.js';
-import { TrainableOpenVla } from '../src/train/model.js';
+import { TrainableOpenVla, visionForward } from '../src/train/model.js';
 
 const { values } = parseArgs({ options: { model: { type: 'string' }, demos: { type: 'string' }, samples: { type: 'string', default: '8' }, backend: { type: 'string', default: 'native' } } });
 if (!values.model || !values.demos) throw new Error('usage: attention-probe.ts --model DIR --demos DIR [--samples N]');
@@ -46,21 +46,9 @@ for (let sample = 0; sample < n; sample++) {
   const pixels = preprocessImage(dataset.frame(ref), preprocessor);
   const ids = instructionInputIds(tokenizer, dataset.instruction(ref));
   // the ViTs, concatenated per patch, then the projector, as TrainableOpenVla's training step computes them
-  const features = model.vits.map((vit, k) => {
-    const plane = pixels.length / (3 * model.vits.length);
-    return vit.forward(bk, [pixels.subarray(k * 3 * plane, (k + 1) * 3 * plane)]).features;
-  });
-  const patches = features[0].shape[0];
-  const width = features.reduce((a, f) => a + f.shape[1], 0);
-  const joined = new Float32Array(patches * width);
-  for (let r = 0; r < patches; r++) {
-    let col = 0;
-    for (const f of features) {
-      joined.set(f.data.subarray(r * f.shape[1], (r + 1) * f.shape[1]), r * width + col);
-      col += f.shape[1];
-    }
-  }
-  let h = bk.linear(Tensor.f32([patches, width], joined), p('projector.fc1.weight'), p('projector.fc1.bias'));
+  const joined = visionForward(model, [pixels]).features; // [P, C]
+  const patches = joined.shape[0];
+  let h = bk.linear(joined, p('projector.fc1.weight'), p('projector.fc1.bias'));
   h = bk.linear(bk.gelu(h), p('projector.fc2.weight'), p('projector.fc2.bias'));
   const projected = bk.linear(bk.gelu(h), p('projector.fc3.weight'), p('projector.fc3.bias'));
   const text = model.llm.embed(bk, Int32Array.from(ids));

@@ -96,7 +96,7 @@ export type FeatureLoss = (features: Tensor<'f32'>, images: number) => { loss: n
 export type RowLoss = (normed: Tensor<'f32'>) => { loss: number; dNormed: Tensor<'f32'> };
 
 /** The ViTs' patch features [B·P, C] of a batch of pixel values, and what backward needs. */
-function visionForward(model: TrainableOpenVla, pixelValues: Float32Array[]) {
+export function visionForward(model: TrainableOpenVla, pixelValues: Float32Array[]) {
   const vitOut = model.vits.map((vit, k) => {
     const pixels = pixelValues.map((px) => {
       const plane = px.length / (3 * model.vits.length);
