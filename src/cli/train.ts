@@ -46,6 +46,12 @@ OUT/loss.png are the learning curve.
                        predict the action tokens, weighted W (default 0; training-only head; docs/training.md)
   --label-sigma S      Gaussian soft labels over neighbouring action bins, S bins wide (default 0: one-hot, as
                        OpenVLA); the log's nll is then the one-hot loss
+  --heatmap-weight W   also read from the ViTs' patches where each thing is on the patch grid (the end effector, the
+                       table below it, every object and fixture): a softmax over the patches per thing against a
+                       Gaussian around its projected pixel, weighted W, in the vision phase and after (default 0;
+                       needs the recording's camera; docs/training.md)
+  --crop-scale F       the random crop keeps at least this fraction of the frame's area (default ${TRAIN_DEFAULTS.cropScale},
+                       as OpenVLA); 1 keeps the whole frame (colour jitter only), as evaluation sees it
   --init DIR           start from this checkpoint's weights and tokenizer (fresh optimizer)
   --init-vision DIR    start only the vision backbones from this checkpoint; projector and decoder fresh
   --resume             continue the run in --out exactly where its last checkpoint left it
@@ -81,6 +87,8 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       'query-aux-weight': { type: 'string' },
       'label-sigma': { type: 'string' },
       'aux-pool': { type: 'string' },
+      'heatmap-weight': { type: 'string' },
+      'crop-scale': { type: 'string' },
       resume: { type: 'boolean', default: false },
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
@@ -128,6 +136,8 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     queryAuxWeight: num('query-aux-weight', d.queryAuxWeight),
     labelSigma: num('label-sigma', d.labelSigma),
     auxPool: (values['aux-pool'] ?? d.auxPool) as TrainOptions['auxPool'],
+    heatmapWeight: num('heatmap-weight', d.heatmapWeight),
+    cropScale: num('crop-scale', d.cropScale),
   };
   checkTrainOptions(options);
   const { hasResumeState, readRunState } = await import('../train/run-checkpoint.js');

@@ -16,8 +16,24 @@ export interface AugmentOptions {
 
 export const OPENVLA_AUGMENT: AugmentOptions = { cropScale: [0.9, 1], brightness: 0.2, contrast: 0.2, saturation: 0.2 };
 
+/** The part of the source frame an augmented image shows: pixels [x0, x0 + width) × [y0, y0 + height). */
+export interface CropBox {
+  x0: number;
+  y0: number;
+  width: number;
+  height: number;
+}
+
+/** The whole frame (what evaluation sees). */
+export const fullFrame = (image: { width: number; height: number }): CropBox => ({ x0: 0, y0: 0, width: image.width, height: image.height });
+
 /** image [H,W,3] -> a random square-ish crop [h,w,3] (copied), colour-jittered */
 export function augmentImage(image: RgbImage, random: () => number, o: AugmentOptions = OPENVLA_AUGMENT): RgbImage {
+  return augmentWithCrop(image, random, o).image;
+}
+
+/** augmentImage, also saying which part of the frame was kept (for targets tied to pixels, aux-heatmap.ts) */
+export function augmentWithCrop(image: RgbImage, random: () => number, o: AugmentOptions = OPENVLA_AUGMENT): { image: RgbImage; crop: CropBox } {
   const scale = o.cropScale[0] + (o.cropScale[1] - o.cropScale[0]) * random();
   const side = Math.sqrt(scale);
   const w = Math.max(1, Math.round(image.width * side));
@@ -43,5 +59,5 @@ export function augmentImage(image: RgbImage, random: () => number, o: AugmentOp
       out[i + c] = v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
     }
   }
-  return { width: w, height: h, data: out };
+  return { image: { width: w, height: h, data: out }, crop: { x0, y0, width: w, height: h } };
 }

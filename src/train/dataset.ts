@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import type { RgbImage } from '../io/image.js';
 import type { ActionStats } from '../models/action-tokenizer.js';
 import { openDemonstrations } from '../sim/record.js';
+import type { PinholeCamera } from '../prune/robot.js';
 import type { AuxEpisode } from './aux-vision.js';
 
 export interface StepRef {
@@ -28,6 +29,8 @@ interface EpisodeData {
   height: number;
   /** privileged state for the auxiliary vision targets (aux-vision.ts) */
   state: AuxEpisode;
+  /** the calibrated agent-view camera of the frames (aux-heatmap.ts), when the recording has it */
+  camera?: PinholeCamera;
 }
 
 export class DemoDataset {
@@ -57,6 +60,7 @@ export class DemoDataset {
       const ep = demos.episode(entry.index, { frames: false });
       const file = JSON.parse(fs.readFileSync(nodePath.join(dir, entry.file), 'utf8')) as {
         frames: { file: string; frame_bytes: number; offsets: number[]; shape: number[] };
+        camera?: PinholeCamera;
       };
       const [, height, width] = file.frames.shape;
       const e = episodes.length;
@@ -76,6 +80,7 @@ export class DemoDataset {
           proprio: ep.proprio,
           ...(ep.objectPositions ? { objectPositions: ep.objectPositions, fixturePositions: ep.fixturePositions ?? {} } : {}),
         },
+        ...(file.camera ? { camera: file.camera } : {}),
       });
       for (let t = 0; t < ep.steps; t++) steps.push({ episode: e, step: t });
     }
@@ -94,6 +99,11 @@ export class DemoDataset {
   /** the recording's privileged state of a step's episode (for auxiliary targets; never a policy input) */
   state(ref: StepRef): AuxEpisode {
     return this.episodes[ref.episode].state;
+  }
+
+  /** the camera that took a step's frame, if recorded (for auxiliary targets; never a policy input) */
+  camera(ref: StepRef): PinholeCamera | undefined {
+    return this.episodes[ref.episode].camera;
   }
 
   instruction(ref: StepRef): string {

@@ -23,6 +23,8 @@ export interface LogRecord {
   aux_mse?: number;
   /** with the query readout (aux-query.ts): its mean squared error */
   query_mse?: number;
+  /** the per-patch heatmap cross-entropy (nats), with --heatmap-weight */
+  heatmap_ce?: number;
   /** with soft labels (soft-labels.ts): the hard-label cross-entropy, comparable with a one-hot run's loss */
   nll?: number;
   /** closed loop: success rate in the testbed */

@@ -22,7 +22,8 @@ import { checkpointSource } from '../models/weights.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { actionTokenIds, normalizeAction } from './action-targets.js';
 import { AdamW } from './adamw.js';
-import { augmentImage, OPENVLA_AUGMENT } from './augment.js';
+import { augmentWithCrop, fullFrame, OPENVLA_AUGMENT, type AugmentOptions, type CropBox } from './augment.js';
+import { addHeatmapHead, buildHeatmapSpec, heatmapLoss, heatmapTargets } from './aux-heatmap.js';
 import { DemoDataset, type StepRef } from './dataset.js';
 import { appendLog, plotLog, readLog, truncateLog, type LogRecord } from './loss-log.js';
 import { trainingStep, TrainableOpenVla, visionStep, type FeatureLoss, type RowLoss, type TrainSample } from './model.js';
@@ -30,7 +31,7 @@ import { getPreset, initWeights, openVlaConfigJson, preprocessorConfigJson } fro
 import { hasResumeState, readRunState, restoreRun, saveRun, type RunFiles, type RunState } from './run-checkpoint.js';
 import { learningRate } from './schedule.js';
 import { ACTION_BINS, buildVocabulary } from './vocabulary.js';
-import { addAuxHead, AUX_POOLS, auxInputs, auxLoss, auxTargets, buildAuxSpec, readoutLoss, type AuxPool } from './aux-vision.js';
+import { addAuxHead, AUX_POOLS, AUX_WEIGHT, auxInputs, auxLoss, auxTargets, buildAuxSpec, readoutLoss, type AuxPool } from './aux-vision.js';
 import { QUERY_PREFIX, queryRowTargets, queryTargetNames } from './aux-query.js';
 import { Gradients } from './gradients.js';
 
@@ -79,16 +80,24 @@ export interface TrainOptions {
   labelSigma: number;
   /** how the vision readout reads the patch features (aux-vision.ts AuxPool): `grid` (flattened) or `mean` */
   auxPool: AuxPool;
+  /**
+   * weight of the per-patch heatmap loss (aux-heatmap.ts: where each entity is on the patch grid), in the vision
+   * phase and during behaviour cloning (0: off)
+   */
+  heatmapWeight: number;
+  /** the random crop keeps this fraction of the frame's area at least (OpenVLA: 0.9); 1: no crop, jitter only */
+  cropScale: number;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'demos' | 'out'> = {
   preset: 'mini', steps: 2000, batch: 16, lr: 6e-4, warmupSteps: 100, minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1,
   seed: 0, holdoutPerTask: 4, saveEverySeconds: 600, saveEverySteps: 0, evalEvery: 0, evalSamples: 64, evalEpisodes: 0, augment: true,
-  visionSteps: 0, auxWeight: 0, queryAuxWeight: 0, labelSigma: 0, auxPool: 'grid',
+  visionSteps: 0, auxWeight: 0, queryAuxWeight: 0, labelSigma: 0, auxPool: 'grid', heatmapWeight: 0,
+  cropScale: OPENVLA_AUGMENT.cropScale[0],
 };
 
 /** Options a resumed run takes from its checkpoint, not from the command line (they define the run). */
-const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps', 'visionSteps', 'auxWeight', 'queryAuxWeight', 'labelSigma', 'auxPool'] as const;
+const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps', 'visionSteps', 'auxWeight', 'queryAuxWeight', 'labelSigma', 'auxPool', 'heatmapWeight', 'cropScale'] as const;
 
 export interface StepReport {
   step: number;
@@ -167,8 +176,11 @@ export interface Sampler {
   promptCache: Map<string, number[]>;
 }
 
-/** One training example from a demonstration step (augmented when `random` is given). */
-export function makeSample(s: Sampler, ref: StepRef, random?: () => number): { sample: TrainSample; normalized: number[] } {
+/**
+ * One training example from a demonstration step (augmented with `augment` when `random` is given); `crop` is the
+ * part of the recorded frame it shows.
+ */
+export function makeSample(s: Sampler, ref: StepRef, random?: () => number, augment: AugmentOptions = OPENVLA_AUGMENT): { sample: TrainSample; normalized: number[]; crop: CropBox } {
   const instruction = s.dataset.instruction(ref);
   let prompt = s.promptCache.get(instruction);
   if (!prompt) {
@@ -178,8 +190,9 @@ export function makeSample(s: Sampler, ref: StepRef, random?: () => number): { s
   const normalized = normalizeAction(s.dataset.action(ref), s.dataset.stats);
   const actions = actionTokenIds(normalized, s.realVocabSize, ACTION_BINS);
   const frame = s.dataset.frame(ref);
-  const image = random ? augmentImage(frame, random, OPENVLA_AUGMENT) : frame;
+  const { image, crop } = random ? augmentWithCrop(frame, random, augment) : { image: frame, crop: fullFrame(frame) };
   return {
+    crop,
     sample: {
       pixelValues: preprocessImage(image, s.preprocessor),
       inputIds: Int32Array.from([...prompt, ...actions]),
@@ -287,12 +300,20 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
   }
   const model = TrainableOpenVla.fromSource(mapSource(Object.fromEntries(initial)), config, backend, grad);
   const params = model.params;
-  const useAux = o.visionSteps > 0 || o.auxWeight > 0 || o.queryAuxWeight > 0;
+  const useAux = o.visionSteps > 0 || o.auxWeight > 0 || o.queryAuxWeight > 0 || o.heatmapWeight > 0;
   const auxSpec = useAux ? buildAuxSpec(dataset.episodes.map((e) => e.state)) : undefined;
   if (auxSpec && (o.visionSteps > 0 || o.auxWeight > 0)) {
     const inputs = auxInputs(o.auxPool, model.vits[0].patchesPerImage, model.vits.reduce((a, v) => a + v.config.width, 0));
     addAuxHead(params, auxSpec.names.length, inputs, o.seed);
   }
+  const heatmapSpec = o.heatmapWeight > 0 ? buildHeatmapSpec(dataset.episodes.map((e) => e.state)) : undefined;
+  const gridSide = Math.round(Math.sqrt(model.vits[0].patchesPerImage));
+  if (heatmapSpec) {
+    const missing = dataset.episodes.find((e) => !e.camera);
+    if (missing) throw new UserError(`--heatmap-weight needs the recording's camera; episode ${missing.index} has none (record it again with \`sim record\`)`);
+    addHeatmapHead(params, heatmapSpec.entities.length, model.vits.reduce((a, v) => a + v.config.width, 0), o.seed);
+  }
+  const augment: AugmentOptions = { ...OPENVLA_AUGMENT, cropScale: [o.cropScale, 1] };
   if (auxSpec && o.queryAuxWeight > 0) {
     addAuxHead(params, queryTargetNames(auxSpec.names).length, config.textConfig.hidden_size as number, o.seed, QUERY_PREFIX);
   }
@@ -336,11 +357,13 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
     const random = stepRandom(o.seed, step);
     const refs: StepRef[] = [];
     const normalizedActions: number[][] = [];
+    const crops: CropBox[] = [];
     const batch = Array.from({ length: o.batch }, () => {
       const ref = dataset.steps[Math.floor(random() * dataset.steps.length)];
       refs.push(ref);
-      const made = makeSample(sampler, ref, o.augment ? random : undefined);
+      const made = makeSample(sampler, ref, o.augment ? random : undefined, augment);
       normalizedActions.push(made.normalized);
+      crops.push(made.crop);
       return made.sample;
     });
     const phase: 'vision' | 'bc' = step < o.visionSteps ? 'vision' : 'bc';
@@ -348,6 +371,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
     let rowLoss: RowLoss | undefined;
     let auxMse = NaN;
     let queryMse = NaN;
+    let heatmapCe = NaN;
     const stateTargets = auxSpec ? refs.map((ref) => auxTargets(auxSpec, dataset.state(ref), ref.step)) : [];
     if (auxSpec && phase === 'bc' && o.queryAuxWeight > 0) {
       const rowsPerSample = batch[0].targets.length;
@@ -366,7 +390,10 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
         return { loss: r.loss, dNormed: r.dX };
       };
     }
-    if (auxSpec && (phase === 'vision' || o.auxWeight > 0)) {
+    // the losses on the ViTs' patch features: the state readout and the heatmaps, summed
+    const featureParts: FeatureLoss[] = [];
+    const readoutWeight = params.tensors.has(AUX_WEIGHT) ? (phase === 'vision' ? 1 : o.auxWeight) : 0;
+    if (auxSpec && readoutWeight > 0) {
       const k = auxSpec.names.length;
       const targets = new Float32Array(o.batch * k);
       const mask = new Float32Array(o.batch * k);
@@ -374,12 +401,29 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
         targets.set(t.values, b * k);
         mask.set(t.mask, b * k);
       });
-      featureLoss = (features, images) => {
-        const r = auxLoss(backend, grad, params, features, images, targets, mask, phase === 'vision' ? 1 : o.auxWeight, stepGrads, o.auxPool);
+      featureParts.push((features, images) => {
+        const r = auxLoss(backend, grad, params, features, images, targets, mask, readoutWeight, stepGrads, o.auxPool);
         auxMse = r.mse;
         return r;
-      };
+      });
     }
+    if (heatmapSpec) {
+      const e = heatmapSpec.entities.length;
+      const patches = gridSide * gridSide;
+      const targets = new Float32Array(o.batch * patches * e);
+      const mask = new Float32Array(o.batch * e);
+      refs.forEach((ref, b) => {
+        const t = heatmapTargets(heatmapSpec, dataset.state(ref), ref.step, dataset.camera(ref)!, crops[b], gridSide);
+        targets.set(t.values, b * patches * e);
+        mask.set(t.mask, b * e);
+      });
+      featureParts.push((features, images) => {
+        const r = heatmapLoss(backend, grad, params, features, images, targets, mask, o.heatmapWeight, stepGrads);
+        heatmapCe = r.ce;
+        return r;
+      });
+    }
+    if (featureParts.length > 0) featureLoss = (features, images) => sumFeatureLosses(featureParts, features, images);
     const stepGrads = new Gradients(grad);
     let loss: number;
     let nll = NaN;
@@ -410,6 +454,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
       record.phase = phase;
       if (Number.isFinite(auxMse)) record.aux_mse = auxMse;
       if (Number.isFinite(queryMse)) record.query_mse = queryMse;
+      if (Number.isFinite(heatmapCe)) record.heatmap_ce = heatmapCe;
     }
     if (softLabels && Number.isFinite(nll)) record.nll = nll;
     if (o.evalEvery > 0 && evalSampler && step > o.visionSteps && (step % o.evalEvery === 0 || step === o.steps)) {
@@ -451,6 +496,19 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
   };
 }
 
+/** Several losses on the same features: their sum, and the sum of their gradients. */
+function sumFeatureLosses(parts: FeatureLoss[], features: Tensor<'f32'>, images: number): { loss: number; dFeatures: Tensor<'f32'> } {
+  let loss = 0;
+  let d: Tensor<'f32'> | undefined;
+  for (const part of parts) {
+    const r = part(features, images);
+    loss += r.loss;
+    if (!d) d = r.dFeatures;
+    else for (let i = 0; i < d.size; i++) d.data[i] += r.dFeatures.data[i];
+  }
+  return { loss, dFeatures: d! };
+}
+
 /** Overwrites the vision backbones' tensors of `params` with those of the checkpoint in `dir` (same shapes). */
 function copyVisionBackbones(dir: string, params: Map<string, Tensor<'f32'>>): void {
   const checkpoint = Checkpoint.open(dir);
@@ -485,5 +543,7 @@ export function checkTrainOptions(o: TrainOptions): void {
   if (!(o.auxWeight >= 0) || !Number.isFinite(o.auxWeight)) throw new UserError(`--aux-weight must be a number >= 0, got ${o.auxWeight}`);
   if (!(o.queryAuxWeight >= 0) || !Number.isFinite(o.queryAuxWeight)) throw new UserError(`--query-aux-weight must be a number >= 0, got ${o.queryAuxWeight}`);
   if (!(o.labelSigma >= 0) || !Number.isFinite(o.labelSigma) || o.labelSigma > 64) throw new UserError(`--label-sigma must be a number of bins from 0 to 64, got ${o.labelSigma}`);
+  if (!(o.heatmapWeight >= 0) || !Number.isFinite(o.heatmapWeight)) throw new UserError(`--heatmap-weight must be a number >= 0, got ${o.heatmapWeight}`);
+  if (!(o.cropScale > 0 && o.cropScale <= 1)) throw new UserError(`--crop-scale must be a fraction of the area in (0, 1], got ${o.cropScale}`);
   if (!AUX_POOLS.includes(o.auxPool)) throw new UserError(`--aux-pool must be one of ${AUX_POOLS.join(', ')}, got ${o.auxPool}`);
 }

@@ -272,7 +272,7 @@ function options(out: string, steps: number): TrainOptions {
 test('a run with every auxiliary signal resumes exactly and writes a plain OpenVLA checkpoint that act loads', async () => {
   const straight = join(scratch, 'straight');
   const resumed = join(scratch, 'resumed');
-  const run = (out: string): TrainOptions => ({ ...options(out, 5), auxPool: 'mean' });
+  const run = (out: string): TrainOptions => ({ ...options(out, 5), auxPool: 'mean', heatmapWeight: 1 });
   await train(run(straight), refBackend, refGradBackend);
   let step = 0;
   await train(run(resumed), refBackend, refGradBackend, { onStep: (r) => (step = r.step), shouldStop: () => step >= 3 });
@@ -285,6 +285,8 @@ test('a run with every auxiliary signal resumes exactly and writes a plain OpenV
   const log = readFileSync(join(straight, 'loss.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(log.map((r) => r.phase), ['vision', 'vision', 'bc', 'bc', 'bc']);
   assert.ok(log.slice(2).every((r) => r.query_mse > 0 && r.nll > 0 && r.aux_mse > 0));
+  // the heatmaps train in both phases; a cross-entropy over 4 patches is at most about ln 4 at the start
+  assert.ok(log.every((r) => r.heatmap_ce > 0 && r.heatmap_ce < 2), JSON.stringify(log.map((r) => r.heatmap_ce)));
   const checkpoint = Checkpoint.open(straight);
   try {
     const names = checkpoint.keys();
@@ -343,6 +345,8 @@ test('bad auxiliary options and a recording without positions are one-line error
     [['--demos', old, '--out', join(scratch, 'e4'), '--steps', '3', '--query-aux-weight', '1'], /no object positions/],
     [['--demos', demos, '--out', join(scratch, 'e5'), '--steps', '3', '--init', demos, '--init-vision', demos], /--init and --init-vision exclude each other/],
     [['--demos', demos, '--out', join(scratch, 'e6'), '--steps', '3', '--aux-pool', 'max'], /--aux-pool must be one of grid, mean, got max/],
+    [['--demos', demos, '--out', join(scratch, 'e7'), '--steps', '3', '--crop-scale', '1.5'], /--crop-scale must be a fraction of the area in \(0, 1\], got 1.5/],
+    [['--demos', demos, '--out', join(scratch, 'e8'), '--steps', '3', '--heatmap-weight', 'x'], /--heatmap-weight must be a non-negative number/],
   ];
   for (const [args, message] of cases) {
     const r = cli('train', ...args, '--preset', 'tiny', '--batch', '1', '--holdout', '1', '--backend', 'ref');
