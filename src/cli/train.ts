@@ -49,7 +49,7 @@ OUT/loss.png are the learning curve.
   --heatmap-weight W   also read from the ViTs' patches where each thing is on the patch grid (the end effector, the
                        table below it, every object and fixture): a softmax over the patches per thing against a
                        Gaussian around its projected pixel, weighted W, in the vision phase and after (default 0;
-                       needs the recording's camera; docs/training.md)
+                       needs a recording with object positions; docs/training.md)
   --crop-scale F       the random crop keeps at least this fraction of the frame's area (default ${TRAIN_DEFAULTS.cropScale},
                        as OpenVLA); 1 keeps the whole frame (colour jitter only), as evaluation sees it
   --init DIR           start from this checkpoint's weights and tokenizer (fresh optimizer)

@@ -29,8 +29,8 @@ interface EpisodeData {
   height: number;
   /** privileged state for the auxiliary vision targets (aux-vision.ts) */
   state: AuxEpisode;
-  /** the calibrated agent-view camera of the frames (aux-heatmap.ts), when the recording has it */
-  camera?: PinholeCamera;
+  /** the calibrated agent-view camera of the frames (aux-heatmap.ts) */
+  camera: PinholeCamera;
 }
 
 export class DemoDataset {
@@ -60,7 +60,6 @@ export class DemoDataset {
       const ep = demos.episode(entry.index, { frames: false });
       const file = JSON.parse(fs.readFileSync(nodePath.join(dir, entry.file), 'utf8')) as {
         frames: { file: string; frame_bytes: number; offsets: number[]; shape: number[] };
-        camera?: PinholeCamera;
       };
       const [, height, width] = file.frames.shape;
       const e = episodes.length;
@@ -80,7 +79,7 @@ export class DemoDataset {
           proprio: ep.proprio,
           ...(ep.objectPositions ? { objectPositions: ep.objectPositions, fixturePositions: ep.fixturePositions ?? {} } : {}),
         },
-        ...(file.camera ? { camera: file.camera } : {}),
+        camera: ep.camera,
       });
       for (let t = 0; t < ep.steps; t++) steps.push({ episode: e, step: t });
     }
@@ -101,8 +100,8 @@ export class DemoDataset {
     return this.episodes[ref.episode].state;
   }
 
-  /** the camera that took a step's frame, if recorded (for auxiliary targets; never a policy input) */
-  camera(ref: StepRef): PinholeCamera | undefined {
+  /** the camera that took a step's frame (for auxiliary targets; never a policy input) */
+  camera(ref: StepRef): PinholeCamera {
     return this.episodes[ref.episode].camera;
   }
 

@@ -302,17 +302,14 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
   const params = model.params;
   const useAux = o.visionSteps > 0 || o.auxWeight > 0 || o.queryAuxWeight > 0 || o.heatmapWeight > 0;
   const auxSpec = useAux ? buildAuxSpec(dataset.episodes.map((e) => e.state)) : undefined;
+  const featureChannels = model.vits.reduce((a, v) => a + v.config.width, 0); // both ViTs, concatenated per patch
   if (auxSpec && (o.visionSteps > 0 || o.auxWeight > 0)) {
-    const inputs = auxInputs(o.auxPool, model.vits[0].patchesPerImage, model.vits.reduce((a, v) => a + v.config.width, 0));
+    const inputs = auxInputs(o.auxPool, model.vits[0].patchesPerImage, featureChannels);
     addAuxHead(params, auxSpec.names.length, inputs, o.seed);
   }
   const heatmapSpec = o.heatmapWeight > 0 ? buildHeatmapSpec(dataset.episodes.map((e) => e.state)) : undefined;
   const gridSide = Math.round(Math.sqrt(model.vits[0].patchesPerImage));
-  if (heatmapSpec) {
-    const missing = dataset.episodes.find((e) => !e.camera);
-    if (missing) throw new UserError(`--heatmap-weight needs the recording's camera; episode ${missing.index} has none (record it again with \`sim record\`)`);
-    addHeatmapHead(params, heatmapSpec.entities.length, model.vits.reduce((a, v) => a + v.config.width, 0), o.seed);
-  }
+  if (heatmapSpec) addHeatmapHead(params, heatmapSpec.entities.length, featureChannels, o.seed);
   const augment: AugmentOptions = { ...OPENVLA_AUGMENT, cropScale: [o.cropScale, 1] };
   if (auxSpec && o.queryAuxWeight > 0) {
     addAuxHead(params, queryTargetNames(auxSpec.names).length, config.textConfig.hidden_size as number, o.seed, QUERY_PREFIX);
@@ -413,7 +410,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
       const targets = new Float32Array(o.batch * patches * e);
       const mask = new Float32Array(o.batch * e);
       refs.forEach((ref, b) => {
-        const t = heatmapTargets(heatmapSpec, dataset.state(ref), ref.step, dataset.camera(ref)!, crops[b], gridSide);
+        const t = heatmapTargets(heatmapSpec, dataset.state(ref), ref.step, dataset.camera(ref), crops[b], gridSide);
         targets.set(t.values, b * patches * e);
         mask.set(t.mask, b * e);
       });
