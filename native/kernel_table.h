@@ -51,6 +51,12 @@ typedef void (*IntGemmFn)(const IntGemmArgs& args, int b0, int b1);
 // scale), ±qmax); returns the scale. Every operation is exact or correctly rounded, so all versions agree bit for bit.
 typedef float (*QuantizeRowFn)(int8_t* codes, const float* h, int K, float qmax, float clip);
 
+// Contract W1's dequantization of row n of a QuantizedWeight: out (K) = f32(code · scale) for codes (i8 [N·K] or
+// nibble-packed i4 [N·ceil(K/2)], row-major) and scales (N, K/group). One correctly rounded product per element, so
+// every version agrees bit for bit.
+typedef void (*DequantRowFn)(float* out, const void* codes, const float* scales, WeightType type, int K, int group,
+                             int n);
+
 struct KernelTable {
   Isa isa;
   LinearPackedSizeFn linear_packed_size;
@@ -62,6 +68,7 @@ struct KernelTable {
   SiluMulFn silu_mul;
   IntGemmFn int_gemm;
   QuantizeRowFn quantize_row;
+  DequantRowFn dequant_row;
 };
 
 // The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.
@@ -87,6 +94,9 @@ void int_gemm_avx512vnni(const IntGemmArgs& args, int b0, int b1);
 float quantize_row_generic(int8_t* codes, const float* h, int K, float qmax, float clip);
 float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip);    // arch/avx2/int.cc
 float quantize_row_avx512(int8_t* codes, const float* h, int K, float qmax, float clip);  // arch/avx512/int.cc
+void dequant_row_generic(float* out, const void* codes, const float* scales, WeightType type, int K, int group, int n);
+void dequant_row_avx2(float* out, const void* codes, const float* scales, WeightType type, int K, int group,
+                      int n);  // arch/avx2/int.cc; the AVX-512 tables use it too
 
 extern const KernelTable kGenericKernels;
 extern const KernelTable kAvx2Kernels;        // defined even when the compiler lacks AVX2: then it aliases generic

@@ -35,8 +35,10 @@ inline int packed_code(const IntGemmArgs& a, int n, int kp) {
   return (within < 4 ? byte & 15 : byte >> 4) - 8;
 }
 
+}  // namespace
+
 // Row n of a QuantizedWeight as f32 (contract W2: f32(code · scale)), group by group, in loops the compiler vectorises.
-void dequantize_row(float* out, const void* codes, const float* scales, WeightType type, int K, int group, int n) {
+void dequant_row_generic(float* out, const void* codes, const float* scales, WeightType type, int K, int group, int n) {
   const int G = K / group;
   if (type == WeightType::i8) {
     const int8_t* row = static_cast<const int8_t*>(codes) + static_cast<size_t>(n) * K;
@@ -69,8 +71,6 @@ void dequantize_row(float* out, const void* codes, const float* scales, WeightTy
     for (int k = g * group; k < (g + 1) * group; k++) out[k] = out[k] * s;
   }
 }
-
-}  // namespace
 
 IntWeightLayout int_weight_layout(WeightType type, int N, int K, int group) {
   IntWeightLayout l;
@@ -246,7 +246,7 @@ void linear_dequant(float* out, const float* x, const void* codes, const float* 
     if (w.size() < static_cast<size_t>(kRows) * K) w.resize(static_cast<size_t>(kRows) * K);
     for (int nb = n0; nb < n1; nb += kRows) {
       const int rows = std::min(kRows, n1 - nb);
-      for (int r = 0; r < rows; r++) dequantize_row(w.data() + static_cast<size_t>(r) * K, codes, scales, w_type, K, group, nb + r);
+      for (int r = 0; r < rows; r++) table.dequant_row(w.data() + static_cast<size_t>(r) * K, codes, scales, w_type, K, group, nb + r);
       for (int m = 0; m < M; m++) {
         for (int r = 0; r < rows; r++) {
           out[static_cast<size_t>(m) * N + nb + r] = bias != nullptr ? weight_at(bias, bias_type, nb + r) : 0.0f;

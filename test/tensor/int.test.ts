@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import type { QuantizedActivations } from '../../src/tensor/backend.js';
 import { refBackend as ref } from '../../src/tensor/backends/ref.js';
 import { nativeBackend, nativeInfo, nativeLoadError, nativeWeightTypes, setNativeIsa, type NativeIsa } from '../../src/tensor/backends/native.js';
-import { makeQuantizedWeight, quantizeWeight, WEIGHT_FORMATS, type IntFormatName, type QuantizedWeight } from '../../src/tensor/formats.js';
+import { dequantizeWeight, makeQuantizedWeight, quantizeWeight, WEIGHT_FORMATS, type IntFormatName, type QuantizedWeight } from '../../src/tensor/formats.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { mulberry32 as random } from '../../src/random.js';
 import { TOLERANCE } from '../tolerances.js';
@@ -120,16 +120,25 @@ function intSuite(isa: NativeIsa): void {
     it(`linear with a ${format} weight (W${format === 'i8' ? 8 : 4}A16) matches ref's dequantized product`, () => {
       use();
       const rng = random(41);
-      for (const [M, K, N, group] of SHAPES) {
-        const w = quantizeWeight(uniform(rng, [N, K]), format, group);
+      // RTN weights on odd shapes, plus every code value (the SIMD dequantization's sign extension and nibble order)
+      const cases = [...SHAPES.map(([M, K, N, group]) => ({ M, K, N, w: quantizeWeight(uniform(rng, [N, K]), format, group) })),
+        ...([[1, 256, 35], [3, 200, 16]] as const).map(([M, K, N]) => ({ M, K, N, w: extremeWeight(rng, format, N, K) }))];
+      for (const { M, K, N, w } of cases) {
         const x = uniform(rng, [M, K]);
         const bias = uniform(rng, [N]);
         const expected = ref.linear(x, w, bias);
         const actual = native.linear(x, w, bias);
         const tol = TOLERANCE.f32.linear;
+        // the f32 tolerance, relative to the sum of |terms| (the extreme codes' sums cancel: a few ulps of 127·scale
+        // terms are far more than rtol of a small result); a wrong code or nibble order is off by whole terms
+        const dequantized = dequantizeWeight(w);
         for (let i = 0; i < expected.size; i++) {
+          const m = Math.floor(i / N);
+          const n = i % N;
+          let magnitude = Math.abs(bias.data[n]);
+          for (let k = 0; k < K; k++) magnitude += Math.abs(x.data[m * K + k] * dequantized[n * K + k]);
           const e = expected.data[i];
-          assert.ok(Math.abs(actual.data[i] - e) <= tol.atol + tol.rtol * Math.abs(e), `M=${M} K=${K} N=${N} element ${i}: ${actual.data[i]} vs ${e}`);
+          assert.ok(Math.abs(actual.data[i] - e) <= tol.atol + tol.rtol * magnitude, `M=${M} K=${K} N=${N} element ${i}: ${actual.data[i]} vs ${e}`);
         }
       }
     });

@@ -65,6 +65,57 @@ struct Ops {
 
 }  // namespace
 
+// Contract W1's dequantization, 32 codes per step: nibbles split by mask and shift, sign-extended by (v ^ 8) - 8,
+// interleaved back into element order (low nibble first), widened to i32, converted (exact) and multiplied by the
+// group's scale (one rounding, as the generic loop). Odd group starts and tails go through the generic function.
+void dequant_row_avx2(float* out, const void* codes, const float* scales, WeightType type, int K, int group, int n) {
+  const int G = K / group;
+  const float* row_scales = scales + static_cast<size_t>(n) * G;
+  if (type == WeightType::i8) {
+    const int8_t* row = static_cast<const int8_t*>(codes) + static_cast<size_t>(n) * K;
+    for (int g = 0; g < G; g++) {
+      const __m256 s = _mm256_set1_ps(row_scales[g]);
+      int k = g * group;
+      const int end = k + group;
+      for (; k + 8 <= end; k += 8) {
+        const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + k));
+        _mm256_storeu_ps(out + k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c)), s));
+      }
+      for (; k < end; k++) out[k] = static_cast<float>(row[k]) * row_scales[g];
+    }
+    return;
+  }
+  if (K % 2 != 0 || group % 2 != 0) {
+    dequant_row_generic(out, codes, scales, type, K, group, n);
+    return;
+  }
+  const uint8_t* row = static_cast<const uint8_t*>(codes) + static_cast<size_t>(n) * (K / 2);
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  const __m128i eight = _mm_set1_epi8(8);
+  for (int g = 0; g < G; g++) {
+    const float scale = row_scales[g];
+    const __m256 s = _mm256_set1_ps(scale);
+    int k = g * group;
+    const int end = k + group;
+    for (; k + 32 <= end; k += 32) {
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k / 2));
+      const __m128i lo = _mm_sub_epi8(_mm_xor_si128(_mm_and_si128(b, mask), eight), eight);
+      const __m128i hi = _mm_sub_epi8(_mm_xor_si128(_mm_and_si128(_mm_srli_epi16(b, 4), mask), eight), eight);
+      const __m128i e0 = _mm_unpacklo_epi8(lo, hi);  // elements k .. k+15
+      const __m128i e1 = _mm_unpackhi_epi8(lo, hi);  // elements k+16 .. k+31
+      _mm256_storeu_ps(out + k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(e0)), s));
+      _mm256_storeu_ps(out + k + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(e0, 8))), s));
+      _mm256_storeu_ps(out + k + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(e1)), s));
+      _mm256_storeu_ps(out + k + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(e1, 8))), s));
+    }
+    for (; k < end; k += 2) {
+      const uint8_t byte = row[k / 2];
+      out[k] = static_cast<float>(((byte & 15) ^ 8) - 8) * scale;
+      out[k + 1] = static_cast<float>(((byte >> 4) ^ 8) - 8) * scale;
+    }
+  }
+}
+
 // Contract Q3–Q5 with 8 lanes: max of |h| (exact), division (correctly rounded), vroundps to nearest-even, clamp.
 float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -120,6 +171,9 @@ namespace sqap {
 void int_gemm_avx2(const IntGemmArgs& a, int b0, int b1) { int_gemm_generic(a, b0, b1); }
 float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
   return quantize_row_generic(codes, h, K, qmax, clip);
+}
+void dequant_row_avx2(float* out, const void* codes, const float* scales, WeightType type, int K, int group, int n) {
+  dequant_row_generic(out, codes, scales, type, K, group, n);
 }
 }
 
