@@ -52,6 +52,9 @@ OUT/loss.png are the learning curve.
                        needs a recording with object positions; docs/training.md)
   --crop-scale F       the random crop keeps at least this fraction of the frame's area (default ${TRAIN_DEFAULTS.cropScale},
                        as OpenVLA); 1 keeps the whole frame (colour jitter only), as evaluation sees it
+  --min-action-range R widen every normalized action dimension's q01..q99 to at least R (0 to 2, in the env's
+                       -1..1 action units; default 0: OpenVLA's statistics as recorded); 1 keeps the experts'
+                       small roll/pitch corrections in ~40 central bins instead of all 256 (docs/training.md)
   --init DIR           start from this checkpoint's weights and tokenizer (fresh optimizer)
   --init-vision DIR    start only the vision backbones from this checkpoint; projector and decoder fresh
   --resume             continue the run in --out exactly where its last checkpoint left it
@@ -89,6 +92,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       'aux-pool': { type: 'string' },
       'heatmap-weight': { type: 'string' },
       'crop-scale': { type: 'string' },
+      'min-action-range': { type: 'string' },
       resume: { type: 'boolean', default: false },
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
@@ -138,6 +142,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     auxPool: (values['aux-pool'] ?? d.auxPool) as TrainOptions['auxPool'],
     heatmapWeight: num('heatmap-weight', d.heatmapWeight),
     cropScale: num('crop-scale', d.cropScale),
+    minActionRange: num('min-action-range', d.minActionRange),
   };
   checkTrainOptions(options);
   const { hasResumeState, readRunState } = await import('../train/run-checkpoint.js');

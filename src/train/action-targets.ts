@@ -12,6 +12,27 @@ export function normalizeAction(action: readonly number[], stats: ActionStats): 
   });
 }
 
+/**
+ * Widens each normalized dimension's [q01, q99] about its midpoint to at least `minRange` (in action units; the
+ * mask's false dimensions are left alone). The experts' roll and pitch commands are small corrections towards level
+ * (q01/q99 about +-0.08 of the env's +-1 range): OpenVLA's q01/q99 stretch them over all 256 bins, so a policy's
+ * error of a few bins there is a rotation the arm integrates step after step (docs/training.md, run g: the arm
+ * tilted out of view). With a range of 1 the same labels span about 40 bins and a few bins of error is a fraction of
+ * a degree. 0 keeps OpenVLA's statistics unchanged.
+ */
+export function widenActionStats<S extends ActionStats>(stats: S, minRange: number): S {
+  if (!(minRange > 0)) return stats;
+  const q01 = [...stats.q01];
+  const q99 = [...stats.q99];
+  for (let i = 0; i < q01.length; i++) {
+    if (!(stats.mask?.[i] ?? true) || q99[i] - q01[i] >= minRange) continue;
+    const mid = (q01[i] + q99[i]) / 2;
+    q01[i] = mid - minRange / 2;
+    q99[i] = mid + minRange / 2;
+  }
+  return { ...stats, q01, q99 };
+}
+
 /** normalized [-1, 1] -> token ids: realVocabSize - digitize(x, linspace(-1, 1, nBins)) */
 export function actionTokenIds(normalized: readonly number[], realVocabSize: number, nBins: number): number[] {
   const step = 2 / (nBins - 1);

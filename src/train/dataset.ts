@@ -8,6 +8,7 @@ import type { RgbImage } from '../io/image.js';
 import type { ActionStats } from '../models/action-tokenizer.js';
 import { openDemonstrations } from '../sim/record.js';
 import type { PinholeCamera } from '../prune/robot.js';
+import { widenActionStats } from './action-targets.js';
 import type { AuxEpisode } from './aux-vision.js';
 
 export interface StepRef {
@@ -48,7 +49,7 @@ export class DemoDataset {
    * Opens a recording; `include(taskId, seed)` picks episodes (all successful ones by default). Throws a one-line
    * UserError when the folder is missing, is not a recording, or has no successful episode.
    */
-  static open(dir: string, include: (taskId: string, seed: number) => boolean = () => true): DemoDataset {
+  static open(dir: string, include: (taskId: string, seed: number) => boolean = () => true, minActionRange = 0): DemoDataset {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`demonstrations folder not found: ${dir}`);
     const demos = openDemonstrations(dir);
     const statistics = demos.statistics?.[demos.meta.dataset_name];
@@ -84,7 +85,9 @@ export class DemoDataset {
       for (let t = 0; t < ep.steps; t++) steps.push({ episode: e, step: t });
     }
     if (steps.length === 0) throw new UserError(`${dir} has no successful episodes for the chosen tasks and seeds`);
-    return new DemoDataset(dir, demos.meta.dataset_name, statistics.action as unknown as ActionStats, { [demos.meta.dataset_name]: statistics }, episodes, steps);
+    // the statistics the targets are normalized with are the ones the checkpoint's norm_stats carry (widenActionStats)
+    const action = widenActionStats(statistics.action as unknown as ActionStats & Record<string, unknown>, minActionRange);
+    return new DemoDataset(dir, demos.meta.dataset_name, action, { [demos.meta.dataset_name]: { ...statistics, action } }, episodes, steps);
   }
 
   get instructions(): string[] {

@@ -87,17 +87,22 @@ export interface TrainOptions {
   heatmapWeight: number;
   /** the random crop keeps this fraction of the frame's area at least (OpenVLA: 0.9); 1: no crop, jitter only */
   cropScale: number;
+  /**
+   * every normalized action dimension's q01..q99 is widened to at least this range (action-targets.ts
+   * widenActionStats; 0: OpenVLA's statistics as recorded)
+   */
+  minActionRange: number;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'demos' | 'out'> = {
   preset: 'mini', steps: 2000, batch: 16, lr: 6e-4, warmupSteps: 100, minLrRatio: 0.1, weightDecay: 0.01, clipNorm: 1,
   seed: 0, holdoutPerTask: 4, saveEverySeconds: 600, saveEverySteps: 0, evalEvery: 0, evalSamples: 64, evalEpisodes: 0, augment: true,
   visionSteps: 0, auxWeight: 0, queryAuxWeight: 0, labelSigma: 0, auxPool: 'grid', heatmapWeight: 0,
-  cropScale: OPENVLA_AUGMENT.cropScale[0],
+  cropScale: OPENVLA_AUGMENT.cropScale[0], minActionRange: 0,
 };
 
 /** Options a resumed run takes from its checkpoint, not from the command line (they define the run). */
-const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps', 'visionSteps', 'auxWeight', 'queryAuxWeight', 'labelSigma', 'auxPool', 'heatmapWeight', 'cropScale'] as const;
+const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps', 'visionSteps', 'auxWeight', 'queryAuxWeight', 'labelSigma', 'auxPool', 'heatmapWeight', 'cropScale', 'minActionRange'] as const;
 
 export interface StepReport {
   step: number;
@@ -250,8 +255,8 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
 
   const everything = DemoDataset.open(o.demos);
   const held = heldOutEpisodes(everything, o.holdoutPerTask);
-  const dataset = DemoDataset.open(o.demos, (task, seed) => !held.has(`${task}#${seed}`));
-  const heldOut = o.holdoutPerTask > 0 ? DemoDataset.open(o.demos, (task, seed) => held.has(`${task}#${seed}`)) : undefined;
+  const dataset = DemoDataset.open(o.demos, (task, seed) => !held.has(`${task}#${seed}`), o.minActionRange);
+  const heldOut = o.holdoutPerTask > 0 ? DemoDataset.open(o.demos, (task, seed) => held.has(`${task}#${seed}`), o.minActionRange) : undefined;
 
   let files: RunFiles;
   if (resuming) {
@@ -542,5 +547,6 @@ export function checkTrainOptions(o: TrainOptions): void {
   if (!(o.labelSigma >= 0) || !Number.isFinite(o.labelSigma) || o.labelSigma > 64) throw new UserError(`--label-sigma must be a number of bins from 0 to 64, got ${o.labelSigma}`);
   if (!(o.heatmapWeight >= 0) || !Number.isFinite(o.heatmapWeight)) throw new UserError(`--heatmap-weight must be a number >= 0, got ${o.heatmapWeight}`);
   if (!(o.cropScale > 0 && o.cropScale <= 1)) throw new UserError(`--crop-scale must be a fraction of the area in (0, 1], got ${o.cropScale}`);
+  if (!(o.minActionRange >= 0 && o.minActionRange <= 2)) throw new UserError(`--min-action-range must be a range of actions from 0 to 2 (the env's -1..1), got ${o.minActionRange}`);
   if (!AUX_POOLS.includes(o.auxPool)) throw new UserError(`--aux-pool must be one of ${AUX_POOLS.join(', ')}, got ${o.auxPool}`);
 }
