@@ -208,7 +208,7 @@ console.log(`\nbare policy step vs POST /act at 1 client: ${bare.length} bare st
 console.log(`  bare step p50 ${bareP50.toFixed(2)} ms, server p50 ${servedP50.toFixed(2)} ms`);
 console.log(`  overhead = (server p50 - bare step p50) / bare step p50 = ${pct(overhead)} (target <= 5%)`);
 console.log(
-  `  server side, p50 of its Server-Timing: parse ${part('parse').toFixed(2)} ms (body read, JSON, base64), queue ${part('queue').toFixed(2)} ms, ` +
+  `  server side, p50 of its Server-Timing: parse ${part('parse').toFixed(2)} ms (body read, JSON, base64; of which waiting for the body's bytes ${part('read').toFixed(2)} ms), queue ${part('queue').toFixed(2)} ms, ` +
     `model-thread round trip ${part('step').toFixed(2)} ms (of which the step inside the thread ${part('worker').toFixed(2)} ms, the policy ${part('policy').toFixed(2)} ms); ` +
     `the rest of the latency (HTTP in and out, client) ${(servedP50 - part('parse') - part('queue') - part('step')).toFixed(2)} ms`,
 );
@@ -263,7 +263,7 @@ console.log(
     http_floor_p50_ms: floorP50,
     added_per_request_p50_ms: added,
     worker_step_p50_ms: workerP50,
-    server_timing_p50_ms: Object.fromEntries(['parse', 'queue', 'step', 'worker', 'policy'].map((k) => [k, part(k)])),
+    server_timing_p50_ms: Object.fromEntries(['parse', 'read', 'queue', 'step', 'worker', 'policy'].map((k) => [k, part(k)])),
     levels: [...levels, patient].map((r) => ({
       clients: r.clients,
       retry: r.backoffMs === Infinity ? 'Retry-After' : `min(Retry-After, ${r.backoffMs} ms)`,

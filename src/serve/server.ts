@@ -53,6 +53,8 @@ export interface RunningServer {
 interface RequestTimings {
   /** headers received -> job ready: body read, JSON parse, validation, base64 decode */
   parseMs?: number;
+  /** headers received -> the body's last byte read (the part of parseMs spent waiting for the client's bytes) */
+  readMs?: number;
   queueMs?: number;
   stepMs?: number;
   error?: string;
@@ -118,6 +120,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     readBody(payload ?? request.raw, request.headers['content-length'], options.bodyLimitBytes, (error, body) => {
       if (error || !body) return done(error);
       request.bodyBuffer = body;
+      request.timings.readMs = performance.now() - request.receivedAt;
       const { text, slices } = cutBase64Values(body);
       request.base64Slices = slices;
       jsonParser(request, text, done);
@@ -188,7 +191,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       Object.assign(request.timings, { queueMs, stepMs });
       metrics.stepDuration.observe(stepMs / 1000);
       void reply.type('application/json');
-      void reply.header('server-timing', serverTiming(parseMs, queueMs, stepMs, result.timingsMs));
+      void reply.header('server-timing', serverTiming(parseMs, request.timings.readMs, queueMs, stepMs, result.timingsMs));
       if (parsed.returnDetails) return detailsJson(result, worker.info?.variant ?? variant, parseMs, queueMs, stepMs);
       const action = encodeFloat64(result.action);
       // deploy.py: JSONResponse(action) through json_numpy -> a json-numpy object; the double-encoded form gets
@@ -263,13 +266,14 @@ function schemaCheck(request: FastifyRequest): SchemaCheck {
 }
 
 /**
- * The Server-Timing header (W3C) of an answered /act: parse (headers received -> job ready), queue, step (the model
- * thread's round trip), worker (the step inside the model thread), policy (the policy's own total). A client can
- * tell from it how much of its latency is the server's and how much the policy's.
+ * The Server-Timing header (W3C) of an answered /act: parse (headers received -> job ready; read: of that, until the
+ * body's last byte arrived), queue, step (the model thread's round trip), worker (the step inside the model thread),
+ * policy (the policy's own total). A client can tell from it how much of its latency is the server's and how much
+ * the policy's.
  */
-function serverTiming(parseMs: number, queueMs: number, stepMs: number, worker: Record<string, number>): string {
+function serverTiming(parseMs: number, readMs: number | undefined, queueMs: number, stepMs: number, worker: Record<string, number>): string {
   const entry = (name: string, ms: number | undefined) => (ms === undefined ? [] : [`${name};dur=${ms.toFixed(3)}`]);
-  return [...entry('parse', parseMs), ...entry('queue', queueMs), ...entry('step', stepMs), ...entry('worker', worker.worker), ...entry('policy', worker.total)].join(', ');
+  return [...entry('parse', parseMs), ...entry('read', readMs), ...entry('queue', queueMs), ...entry('step', stepMs), ...entry('worker', worker.worker), ...entry('policy', worker.total)].join(', ');
 }
 
 function detailsJson(result: StepOutput, variant: string, parseMs: number, queueMs: number, stepMs: number): Record<string, unknown> {
