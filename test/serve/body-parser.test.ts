@@ -69,6 +69,20 @@ test('strict base64 from bytes and from strings accepts exactly what the definit
   assert.ok(accepted > 500 && accepted < 2500, `a mix of valid and invalid strings (${accepted} valid)`);
 });
 
+test('strict base64 from bytes: every byte value outside the alphabet, anywhere in a long value, is refused', () => {
+  const valid = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) % 256)).toString('base64');
+  assert.deepEqual(Buffer.from(decodeBase64Bytes(Buffer.from(valid, 'latin1'))!), Buffer.from(valid, 'base64'));
+  const alphabet = /[A-Za-z0-9+/]/;
+  for (let byte = 0; byte < 256; byte++) {
+    if (alphabet.test(String.fromCharCode(byte))) continue;
+    for (const at of [0, 1, 1777, valid.length - 3]) {
+      const text = Buffer.from(valid, 'latin1');
+      text[at] = byte;
+      assert.equal(decodeBase64Bytes(text), undefined, `byte ${byte} at ${at}`);
+    }
+  }
+});
+
 test('the plain form: the image value is cut out, the rest parses alone, and the job equals the ordinary parse', () => {
   const body = JSON.stringify({ image: image(24, 32), instruction: 'pick up the red cube', unnorm_key: 'tiny_dataset', eef_pixel: [3, 4] });
   const { plain, cut, text, slices } = bothWays(body);
