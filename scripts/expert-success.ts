@@ -1,6 +1,6 @@
 // Scripted-expert success per task over N seeds, and simulator speed (no rendering, one thread).
 //   npx tsx scripts/expert-success.ts [--episodes 50] [--tasks id,id] [--first-seed 0] [--clean]
-// --clean turns the expert's noise and perturbations off. 'recovering' is the share of episodes in which the expert
+// --approach funnel uses the funnel approach (src/sim/experts.ts). --clean turns the expert's noise and perturbations off. 'recovering' is the share of episodes in which the expert
 // had to re-grasp or re-approach at least once. Exits non-zero when a task is below 95%.
 import { parseArgs } from 'node:util';
 import { createEnv } from '../src/sim/env.js';
@@ -16,13 +16,16 @@ const { values } = parseArgs({
     tasks: { type: 'string' },
     'first-seed': { type: 'string', default: '0' },
     clean: { type: 'boolean', default: false },
+    approach: { type: 'string', default: 'hover' },
   },
 });
 const episodes = Number(values.episodes);
 const firstSeed = Number(values['first-seed']);
 if (!(Number.isInteger(episodes) && episodes > 0)) throw new Error(`--episodes must be a positive integer, got ${values.episodes}.`);
 const taskIds = values.tasks ? values.tasks.split(',').map((id) => getTask(id.trim()).id) : listTasks().map((t) => t.id);
-const expertOptions = values.clean ? { actionNoise: 0, perturbationRate: 0, dropRate: 0 } : {};
+const approach = values.approach === 'funnel' ? 'funnel' : values.approach === 'hover' ? 'hover' : undefined;
+if (!approach) throw new Error(`--approach must be 'hover' or 'funnel', got ${values.approach}.`);
+const expertOptions = { approach, ...(values.clean ? { actionNoise: 0, perturbationRate: 0, dropRate: 0 } : {}) } as const;
 
 let totalSteps = 0;
 let stepMs = 0;

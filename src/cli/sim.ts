@@ -70,6 +70,9 @@ const RECORD_USAGE = `usage: sqap-vla sim record (--task ID | --suite NAME | --s
 ${SELECTION_HELP}
   --out DIR        new (or empty) directory for meta.json, episode_NNNNNN.{json,rgb}, dataset_statistics.json
   --name NAME      dataset name, the key in dataset_statistics.json (default sqap_sim)
+  --expert-approach hover|funnel  how the expert comes down to objects and place points (default hover):
+                   'funnel' descends while it centres, a height that is a continuous function of the image,
+                   which a learned single-frame policy imitates better (docs/demonstrations.md)
   --json           print the summary as one JSON object on the last stdout line
 
 Episodes come from the scripted expert; all are written, statistics use the successful ones.`;
@@ -328,7 +331,7 @@ async function runCommand(argv: string[]): Promise<number> {
     progress.stop();
   }
   const policyName = typeof policy === 'string' ? policy : values.policy;
-  const modelInfo = values.policy === 'model' && typeof policy === 'object' ? { model: (policy.options as { model: string }).model, variant: (policy.options as { variant: string }).variant } : {};
+  const modelInfo = values.policy === 'model' && typeof policy === 'object' && 'options' in policy ? { model: (policy.options as { model: string }).model, variant: (policy.options as { variant: string }).variant } : {};
   if (values.json) {
     console.log(summaryJson(summary, { policy: policyName, ...modelInfo, seed, ...(frames ? { frames_dir: frames } : {}) }));
   } else {
@@ -369,7 +372,7 @@ async function renderCommand(argv: string[]): Promise<number> {
 }
 
 async function recordCommand(argv: string[]): Promise<number> {
-  const values = parseOptions(argv, { ...SELECTION_OPTIONS, out: { type: 'string' }, name: { type: 'string' } }, 'sim record');
+  const values = parseOptions(argv, { ...SELECTION_OPTIONS, out: { type: 'string' }, name: { type: 'string' }, 'expert-approach': { type: 'string' } }, 'sim record');
   if (values.help) {
     console.log(RECORD_USAGE);
     return 0;
@@ -381,6 +384,10 @@ async function recordCommand(argv: string[]): Promise<number> {
   const seed = parseIntegerFlag(values.seed, 'seed', 0, 0, MAX_SEED);
   const workers = values.workers === undefined ? undefined : parseIntegerFlag(values.workers, 'workers', 1, 1, MAX_WORKERS);
   const imageSize = values['image-size'] === undefined ? undefined : parseIntegerFlag(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE);
+  const approach = values['expert-approach'];
+  if (approach !== undefined && approach !== 'hover' && approach !== 'funnel') {
+    throw new UserError(`--expert-approach must be 'hover' or 'funnel', got '${approach}'.`);
+  }
   const out = checkOutputDir(values.out);
 
   const { recordDemonstrations } = await import('../sim/record.js');
@@ -392,6 +399,7 @@ async function recordCommand(argv: string[]): Promise<number> {
       episodes,
       seed,
       out,
+      ...(approach !== undefined ? { policy: { expert: { approach } } } : {}),
       ...(values.name !== undefined ? { datasetName: values.name } : {}),
       ...(workers !== undefined ? { workers } : {}),
       ...(imageSize !== undefined ? { imageSize } : {}),

@@ -24,6 +24,14 @@ export interface ExpertOptions {
   perturbationRate?: number;
   /** per-step probability, while carrying, of opening the gripper for 3 steps (drops the object); default 0.004 */
   dropRate?: number;
+  /**
+   * How the hand comes down to an object and to a place point. 'hover' (default): stop HOVER_Z above it, centre
+   * within 1 cm, then descend straight down (a phase switch on a centimetre threshold). 'funnel': the height allowed
+   * above the grasp (or release) height grows with the horizontal error (FUNNEL_SLOPE m per m, plus FUNNEL_YAW_SLOPE
+   * m per rad of yaw error), so the hand descends while it centres and its height is a continuous function of what
+   * the camera shows: the form a learned single-frame policy can imitate (docs/demonstrations.md).
+   */
+  approach?: 'hover' | 'funnel';
 }
 
 /** Heights of the TCP (m). */
@@ -34,6 +42,11 @@ const PUSH_CLEAR_Z = 0.07;
 /** gains: action = gain * error / scale */
 const POSITION_GAIN = 0.8;
 const ROTATION_GAIN = 0.8;
+/** funnel approach: height allowed above the grasp / release height per metre of horizontal error, per rad of yaw error */
+const FUNNEL_SLOPE = 2;
+const FUNNEL_YAW_SLOPE = 0.3;
+/** horizontal error (m) inside which the funnel is at the bottom */
+const FUNNEL_TOLERANCE = 0.006;
 /** a phase longer than this (steps) is treated as stuck and restarted */
 const PHASE_TIMEOUT = 60;
 /** lowering that makes no progress this long (something under the object) releases where it is */
@@ -122,6 +135,12 @@ function padClearance(state: PrivilegedState, name: string, tcpZ: number, yaw: n
   return clearance;
 }
 
+/** Funnel approach: the TCP height allowed at a horizontal error and yaw error above `bottom`, at most `top`. */
+function funnelHeight(bottom: number, xyError: number, yawError: number, top: number): number {
+  const above = FUNNEL_SLOPE * Math.max(0, xyError - FUNNEL_TOLERANCE) + FUNNEL_YAW_SLOPE * Math.max(0, yawError - 0.08);
+  return Math.min(top, Math.max(bottom, bottom + above));
+}
+
 function asSimEnv(env: Env): SimEnv {
   if (typeof (env as Partial<SimEnv>).privileged !== 'function') {
     throw new TypeError('createExpert needs an env from src/sim/env.ts createEnv (it reads env.privileged()).');
@@ -155,6 +174,7 @@ class ScriptedExpert implements ExpertPolicy {
   private readonly noise: number;
   private readonly perturbationRate: number;
   private readonly dropRate: number;
+  private readonly funnel: boolean;
 
   constructor(
     private readonly env: SimEnv,
@@ -164,6 +184,10 @@ class ScriptedExpert implements ExpertPolicy {
     this.noise = options.actionNoise ?? 0.05;
     this.perturbationRate = options.perturbationRate ?? 0.015;
     this.dropRate = options.dropRate ?? 0.004;
+    if (options.approach !== undefined && options.approach !== 'hover' && options.approach !== 'funnel') {
+      throw new TypeError(`expert approach must be 'hover' or 'funnel', got ${String(options.approach)}.`);
+    }
+    this.funnel = options.approach === 'funnel';
     this.rng = createRng(seed, `expert:${env.task.id}`);
   }
 
@@ -333,6 +357,14 @@ class ScriptedExpert implements ExpertPolicy {
         const yaw = this.graspYaw(state, goal.object, eeYaw);
         this.graspYawTarget = yaw;
         const xyError = Math.hypot(o[0] - ee[0], o[1] - ee[1]);
+        if (this.funnel) {
+          const yawError = Math.abs(wrapAngle(yaw - eeYaw));
+          const allowed = funnelHeight(graspZ, xyError, yawError, HOVER_Z);
+          // too low for the distance (e.g. after a failed grasp): rise in place first, so nothing is swept away
+          if (ee[2] < allowed - 0.03) return this.moveTo(state, [ee[0], ee[1], allowed], yaw, -1);
+          if (xyError < 0.008 && yawError < 0.08 && Math.abs(ee[2] - graspZ) < 0.005) this.goTo('close');
+          return this.moveTo(state, [o[0], o[1], allowed], yaw, -1, 0.6);
+        }
         // rise first when low and away from the object, so nothing is swept off the table
         const z = xyError > 0.03 && ee[2] < HOVER_Z - 0.03 ? Math.max(ee[2] + 0.05, HOVER_Z) : HOVER_Z;
         const target = xyError > 0.03 && ee[2] < HOVER_Z - 0.03 ? [ee[0], ee[1], z] : [o[0], o[1], z];
@@ -359,7 +391,13 @@ class ScriptedExpert implements ExpertPolicy {
         const place = this.placePoint(state, goal);
         // aim the object's centre, not the TCP, at the place point
         const target = [place[0] - (o[0] - ee[0]), place[1] - (o[1] - ee[1]), CARRY_Z];
-        if (Math.hypot(target[0] - ee[0], target[1] - ee[1]) < 0.008) this.goTo('lower');
+        const xyError = Math.hypot(target[0] - ee[0], target[1] - ee[1]);
+        if (xyError < 0.008) this.goTo('lower');
+        if (this.funnel) {
+          // come down towards the release height while centring, never below it, never above the carry height
+          const bottomBelowTcp = ee[2] - (o[2] - restingHeight(object.shape));
+          target[2] = funnelHeight(place[2] + 0.008 + bottomBelowTcp, xyError, 0, CARRY_Z);
+        }
         return this.moveTo(state, target, eeYaw, 1);
       }
       case 'lower': {

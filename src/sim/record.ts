@@ -39,6 +39,8 @@ export interface DemoMeta {
   tasks: { id: string; suite: string; instruction: string; max_steps: number }[];
   seed: number;
   episodes_per_task: number;
+  /** the scripted expert's approach ('hover' or 'funnel', src/sim/experts.ts); absent for other policies */
+  expert_approach?: 'hover' | 'funnel';
   image: { width: number; height: number; channels: 3; dtype: 'uint8'; layout: 'THWC' };
   camera: CameraParams | null;
   action_space: { dims: 7; names: string[]; low: number; high: number; doc: string };
@@ -88,6 +90,12 @@ function assertEmptyOutput(dir: string): void {
   }
 }
 
+function expertApproach(policy: RunSpec['policy']): Pick<DemoMeta, 'expert_approach'> {
+  if (policy === 'expert') return { expert_approach: 'hover' };
+  if (typeof policy === 'object' && 'expert' in policy) return { expert_approach: policy.expert.approach ?? 'hover' };
+  return {};
+}
+
 /** Records spec.episodes episodes per task into spec.out (episodes in parallel, files identical for any worker count). */
 export async function recordDemonstrations(spec: RecordSpec): Promise<RecordSummary> {
   const started = performance.now();
@@ -128,6 +136,7 @@ export async function recordDemonstrations(spec: RecordSpec): Promise<RecordSumm
     tasks: [...tasks.values()].map((task) => ({ id: task.id, suite: task.suite, instruction: task.instruction, max_steps: task.maxSteps })),
     seed: spec.seed,
     episodes_per_task: spec.episodes,
+    ...expertApproach(runSpec.policy),
     image: {
       width: first?.imageSize[0] ?? 0,
       height: first?.imageSize[1] ?? 0,

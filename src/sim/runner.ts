@@ -14,6 +14,7 @@ import { wilsonInterval } from './statistics.js';
 import { copyImage, errorMessage, runEpisode, type StepInfo } from './episode.js';
 import type { CameraParams, Env, EpisodeResult, Observation, Policy, RgbImage, TaskInfo } from './types.js';
 import type { SimEnv } from './env.js';
+import type { ExpertOptions } from './experts.js';
 
 /** Builds the policy for one episode; it may use the env's privileged state (scripted experts do). */
 export type PolicyFactory = (env: Env) => Policy | Promise<Policy>;
@@ -29,7 +30,12 @@ export interface PolicyModuleSpec {
   options?: unknown;
 }
 
-export type PolicySpec = 'expert' | PolicyModuleSpec | PolicyFactory;
+/** The scripted expert with options (structured-cloneable, so it crosses to worker threads). */
+export interface ExpertPolicySpec {
+  expert: ExpertOptions;
+}
+
+export type PolicySpec = 'expert' | ExpertPolicySpec | PolicyModuleSpec | PolicyFactory;
 
 export interface RunProgress {
   done: number;
@@ -121,9 +127,10 @@ export function planJobs(tasks: string[], episodes: number, seed: number): Episo
 /** Turns 'expert' or a module spec into a factory; a function passes through. */
 export async function loadPolicyFactory(policy: PolicySpec): Promise<PolicyFactory> {
   if (typeof policy === 'function') return policy;
-  if (policy === 'expert') {
+  if (policy === 'expert' || (typeof policy === 'object' && 'expert' in policy)) {
+    const options = policy === 'expert' ? {} : policy.expert;
     const { createExpert } = await import('./experts.js');
-    return (env) => createExpert(env);
+    return (env) => createExpert(env, env.seed, options);
   }
   let module: Record<string, unknown>;
   try {
@@ -159,8 +166,12 @@ export function resolveModulePath(module: string, what = 'Module'): string {
   return pathToFileURL(path).href;
 }
 
+function isExpert(policy: PolicySpec): boolean {
+  return policy === 'expert' || (typeof policy === 'object' && 'expert' in policy);
+}
+
 function resolvePolicy(policy: PolicySpec): PolicySpec {
-  return typeof policy === 'object' ? { ...policy, module: resolveModulePath(policy.module, 'Policy module') } : policy;
+  return typeof policy === 'object' && 'module' in policy ? { ...policy, module: resolveModulePath(policy.module, 'Policy module') } : policy;
 }
 
 /** Checks the spec shared by run and record; returns the policy with its module resolved. */
@@ -175,7 +186,7 @@ export function jobSettingsFor(spec: RunSpec, extra: { render?: boolean; recordD
   return {
     policy,
     // scripted experts read privileged state; only image policies and frame dumps need rendering
-    render: extra.render ?? (policy !== 'expert' || spec.frames !== undefined),
+    render: extra.render ?? (!isExpert(policy) || spec.frames !== undefined),
     ...(spec.imageSize ? { imageSize: spec.imageSize } : {}),
     ...(spec.frames !== undefined ? { framesDir: spec.frames } : {}),
     ...(extra.recordDir !== undefined ? { recordDir: extra.recordDir } : {}),
@@ -338,7 +349,7 @@ const WORKER_ENTRY_URL = new URL(FROM_SOURCE ? './runner-worker.ts' : './runner-
 const TYPESCRIPT_MODULE = /\.[mc]?ts$/;
 
 function needsTypeScript(settings: JobSettings): boolean {
-  return FROM_SOURCE || (typeof settings.policy === 'object' && TYPESCRIPT_MODULE.test(settings.policy.module)) || TYPESCRIPT_MODULE.test(settings.envModule ?? '');
+  return FROM_SOURCE || (typeof settings.policy === 'object' && 'module' in settings.policy && TYPESCRIPT_MODULE.test(settings.policy.module)) || TYPESCRIPT_MODULE.test(settings.envModule ?? '');
 }
 
 let typeScriptLoader: Promise<void> | undefined;

@@ -275,6 +275,68 @@ describe('scripted experts', () => {
     for (const { action, label } of noisy) assert.equal(label[6], action[6]); // no drops: the gripper command is untouched
   });
 
+  it("with approach 'funnel', succeed on every task", async () => {
+    for (const task of listTasks()) {
+      const env = await createEnv(task.id, 1, { render: false });
+      try {
+        const expert = createExpert(env, 1, { approach: 'funnel' });
+        await expert.reset?.(task.id, 1);
+        let result = { success: false, done: false };
+        while (!result.done) {
+          const action = await expert.act(env.observe({ render: false }));
+          assert.ok(action.every((v) => Number.isFinite(v) && v >= -1 && v <= 1));
+          result = env.step(action);
+        }
+        assert.ok(result.success, `${task.id} failed after ${env.stepCount} steps`);
+      } finally {
+        env.close();
+      }
+    }
+  });
+
+  it("with approach 'funnel', come down while centring: no stop at the hover height once centred, as 'hover' makes", async () => {
+    const task = getTask('spatial-left-cube-to-plate');
+    /** steps centred within 1 cm of the cube at HOVER_Z (0.12 m) +- 1 cm before the first close, and the height then */
+    const approach = async (mode: 'hover' | 'funnel') => {
+      const env = await createEnv(task.id, 1, { render: false });
+      try {
+        const expert = createExpert(env, 1, { approach: mode, actionNoise: 0, perturbationRate: 0, dropRate: 0 });
+        await expert.reset?.(task.id, 1);
+        let hoverStops = 0;
+        for (let t = 0; t < 100; t++) {
+          const state = env.privileged();
+          const goal = state.goals[0];
+          assert.equal(goal.kind, 'on');
+          const o = state.objects[goal.object].position;
+          const xyError = Math.hypot(o[0] - state.eePosition[0], o[1] - state.eePosition[1]);
+          const action = await expert.act(env.observe({ render: false }));
+          if (action[6] > 0) return { hoverStops, closedAbove: state.eePosition[2] - o[2], xyError };
+          if (xyError < 0.01 && Math.abs(state.eePosition[2] - 0.12) < 0.01) hoverStops++;
+          env.step(action);
+        }
+        throw new Error(`${mode}: no grasp in 100 steps`);
+      } finally {
+        env.close();
+      }
+    };
+    const hover = await approach('hover');
+    const funnel = await approach('funnel');
+    assert.ok(hover.hoverStops >= 2, `the hover expert stopped centred at hover height ${hover.hoverStops} times`);
+    assert.equal(funnel.hoverStops, 0);
+    for (const r of [hover, funnel]) {
+      assert.ok(r.closedAbove < 0.01 && r.xyError < 0.008, `closed ${r.closedAbove} m above, ${r.xyError} m off the cube`);
+    }
+  });
+
+  it('reject an unknown approach', async () => {
+    const env = await createEnv(listTasks()[0].id, 0, { render: false });
+    try {
+      assert.throws(() => createExpert(env, 0, { approach: 'dive' as never }), /approach must be 'hover' or 'funnel'/);
+    } finally {
+      env.close();
+    }
+  });
+
   it('refuses an env without privileged state', () => {
     const fake = { task: listTasks()[0], seed: 0 } as unknown as SimEnv;
     assert.throws(() => createExpert({ ...fake, privileged: undefined } as never), /privileged/);

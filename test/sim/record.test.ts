@@ -106,6 +106,37 @@ test('a labelling policy writes expert_actions, and the statistics describe the 
   assert.notDeepEqual(fromLabels.fake_labelled.action.mean, fromActions.fake_labelled.action.mean);
 });
 
+test("the scripted expert's options reach the recording: --expert-approach funnel labels as a direct funnel expert does", async () => {
+  const task = 'spatial-left-cube-to-plate';
+  const dir = join(scratch, 'funnel');
+  await recordDemonstrations({ tasks: [task], episodes: 1, seed: 4, out: dir, workers: 2, imageSize: 32, policy: { expert: { approach: 'funnel' } } });
+  const demos = openDemonstrations(dir);
+  assert.equal(demos.meta.expert_approach, 'funnel');
+  const recorded = demos.episode(0, { frames: false }).expertActions;
+  const { createEnv: createSimEnv } = await import('../../src/sim/env.js');
+  const { createExpert } = await import('../../src/sim/experts.js');
+  const labels = async (approach: 'hover' | 'funnel') => {
+    const env = await createSimEnv(task, 4, { render: false });
+    try {
+      const expert = createExpert(env, 4, { approach });
+      await expert.reset?.(task, 4);
+      const out: number[][] = [];
+      let result = { done: false };
+      while (!result.done) {
+        const action = await expert.act(env.observe({ render: false }));
+        out.push(expert.label?.() as number[]);
+        result = env.step(action);
+      }
+      return out;
+    } finally {
+      env.close();
+    }
+  };
+  const round = (rows: number[][]) => rows.map((row) => row.map((v) => Math.fround(v)));
+  assert.deepEqual(round(recorded ?? []), round(await labels('funnel')));
+  assert.notDeepEqual(round(recorded ?? []), round(await labels('hover')));
+});
+
 test('the files do not depend on the worker count', async () => {
   const spec = { tasks: ['fake_reach_near', 'fake_reach_far'], episodes: 2, seed: 7, envModule: FAKE_ENV, policy: { module: FAKE_POLICY } };
   await recordDemonstrations({ ...spec, out: join(scratch, 'w1'), workers: 1 });
