@@ -84,7 +84,8 @@ int check_isa(Isa isa) {
   int failures = 0;
   std::mt19937 rng(1234);
   const int shapes[][3] = {{1, 1, 1},   {1, 7, 5},    {3, 33, 67},  {17, 130, 67}, {7, 1037, 19},
-                           {1, 1037, 131}, {290, 64, 35}, {13, 515, 9}, {6, 16, 4}};
+                           {1, 1037, 131}, {290, 64, 35}, {13, 515, 9}, {6, 16, 4},
+                           {8, 9, 17},  {64, 300, 33}, {100, 1000, 50}, {290, 600, 200}, {31, 257, 129}};
   for (WeightType type : {WeightType::f32, WeightType::bf16, WeightType::f16}) {
     for (const auto& s : shapes) {
       const int M = s[0], K = s[1], N = s[2];
