@@ -40,31 +40,7 @@ constexpr int kLanes = 8;
 constexpr int kKC = SQAP_AVX2_KC;
 constexpr int kNB = SQAP_AVX2_NB;
 
-template <WeightType W>
-inline __m256 load8(const void* w, size_t i) {
-  if constexpr (W == WeightType::f32) {
-    return _mm256_loadu_ps(static_cast<const float*>(w) + i);
-  } else if constexpr (W == WeightType::bf16) {
-    // bf16 is the top half of an f32: widen to 32 bits and shift left by 16 (exact)
-    __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
-  } else {
-    __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + i));
-    return _mm256_cvtph_ps(bits);
-  }
-}
-
-template <WeightType W>
-inline float load1(const void* w, size_t i) {
-  if constexpr (W == WeightType::f32) {
-    return static_cast<const float*>(w)[i];
-  } else if constexpr (W == WeightType::bf16) {
-    uint32_t u = static_cast<uint32_t>(static_cast<const uint16_t*>(w)[i]) << 16;
-    return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(u))));
-  } else {
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<const uint16_t*>(w)[i])));
-  }
-}
+#include "../panel_blocking.h"
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -99,39 +75,6 @@ constexpr int kPKC = SQAP_AVX2_PANEL_KC;
 // panels packed at a time per thread (kPNB × 24 KB of f32 in L2)
 constexpr int kPNB = SQAP_AVX2_PANEL_NB;
 
-size_t linear_packed_size_avx2(int M, int K) {
-  if (M == 1) return 0;  // GEMV reads the one row of x directly
-  // panel path: x as [tile of kPR rows][k][row], zero-padded rows
-  if (M >= kPanelMinM) return static_cast<size_t>((M + kPR - 1) / kPR) * K * kPR;
-  return static_cast<size_t>((M + kMR - 1) / kMR) * chunks_of(K) * kMR * kLanes;
-}
-
-void linear_pack_avx2(float* packed, const float* x, int M, int K) {
-  if (M >= kPanelMinM) {
-    for (int tile = 0; tile * kPR < M; tile++) {
-      for (int k = 0; k < K; k++) {
-        for (int i = 0; i < kPR; i++) {
-          const int m = tile * kPR + i;
-          *packed++ = m < M ? x[static_cast<size_t>(m) * K + k] : 0.0f;
-        }
-      }
-    }
-    return;
-  }
-  const int chunks = chunks_of(K);
-  for (int tile = 0; tile * kMR < M; tile++) {
-    for (int c = 0; c < chunks; c++) {
-      for (int i = 0; i < kMR; i++) {
-        const int m = tile * kMR + i;
-        for (int lane = 0; lane < kLanes; lane++) {
-          const int k = c * kLanes + lane;
-          *packed++ = m < M && k < K ? x[static_cast<size_t>(m) * K + k] : 0.0f;
-        }
-      }
-    }
-  }
-}
-
 // out[i, n+j] += Σ_{k0 <= k < k1} x[i, k] · w[n+j, k] for i < rows (<= kMR), j < NR.
 // xp: the packed tile at chunk k0/kLanes; w (N,K) in type W; out (rows, N apart)
 template <WeightType W, int NR>
@@ -143,7 +86,7 @@ inline void micro_packed(float* out, int N, int rows, const float* xp, const voi
   int k = k0;
   for (; k + kLanes <= k1; k += kLanes, xp += kMR * kLanes) {
     __m256 wv[NR];
-    for (int j = 0; j < NR; j++) wv[j] = load8<W>(w, w_row + static_cast<size_t>(j) * K + k);
+    for (int j = 0; j < NR; j++) wv[j] = widen8<W>(w, w_row + static_cast<size_t>(j) * K + k);
     for (int i = 0; i < kMR; i++) {
       __m256 xv = _mm256_loadu_ps(xp + i * kLanes);
       for (int j = 0; j < NR; j++) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
@@ -153,7 +96,7 @@ inline void micro_packed(float* out, int N, int rows, const float* xp, const voi
     for (int j = 0; j < NR; j++) {
       float sum = hsum(acc[i][j]);
       for (int kk = k; kk < k1; kk++) {  // K remainder: xp now points at the zero-padded last chunk
-        sum += xp[i * kLanes + (kk - k)] * load1<W>(w, w_row + static_cast<size_t>(j) * K + kk);
+        sum += xp[i * kLanes + (kk - k)] * widen1<W>(w, w_row + static_cast<size_t>(j) * K + kk);
       }
       out[static_cast<size_t>(i) * N + n + j] += sum;
     }
@@ -169,55 +112,12 @@ inline void micro_row(float* out, const float* x, const void* w, int K, int n, i
   int k = k0;
   for (; k + kLanes <= k1; k += kLanes) {
     __m256 xv = _mm256_loadu_ps(x + k);
-    for (int j = 0; j < NR; j++) acc[j] = _mm256_fmadd_ps(xv, load8<W>(w, w_row + static_cast<size_t>(j) * K + k), acc[j]);
+    for (int j = 0; j < NR; j++) acc[j] = _mm256_fmadd_ps(xv, widen8<W>(w, w_row + static_cast<size_t>(j) * K + k), acc[j]);
   }
   for (int j = 0; j < NR; j++) {
     float sum = hsum(acc[j]);
-    for (int kk = k; kk < k1; kk++) sum += x[kk] * load1<W>(w, w_row + static_cast<size_t>(j) * K + kk);
+    for (int kk = k; kk < k1; kk++) sum += x[kk] * widen1<W>(w, w_row + static_cast<size_t>(j) * K + kk);
     out[n + j] += sum;
-  }
-}
-
-// 8 rows of 8 floats, transposed in registers: r[i][j] -> r[j][i]
-inline void transpose8(__m256 r[8]) {
-  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
-// One panel: dst[k - k0][j] = w[n + j, k] as f32 for j < 16 (rows past n1 are zero), k0 <= k < k1.
-template <WeightType W>
-void pack_panel(float* dst, const void* w, int K, int n, int n1, int k0, int k1) {
-  for (int half = 0; half < 2; half++) {
-    const int nh = n + 8 * half;
-    const int rows = n1 - nh < 8 ? (n1 - nh > 0 ? n1 - nh : 0) : 8;
-    float* d = dst + 8 * half;
-    int k = k0;
-    if (rows == 8) {
-      for (; k + 8 <= k1; k += 8) {
-        __m256 r[8];
-        for (int i = 0; i < 8; i++) r[i] = load8<W>(w, static_cast<size_t>(nh + i) * K + k);
-        transpose8(r);
-        for (int t = 0; t < 8; t++) _mm256_storeu_ps(d + static_cast<size_t>(k - k0 + t) * kPN, r[t]);
-      }
-    }
-    for (; k < k1; k++) {
-      float* row = d + static_cast<size_t>(k - k0) * kPN;
-      for (int i = 0; i < 8; i++) row[i] = i < rows ? load1<W>(w, static_cast<size_t>(nh + i) * K + k) : 0.0f;
-    }
   }
 }
 
@@ -257,32 +157,30 @@ inline void panel_kernel(float* out, int N, int rows, int cols, const float* ap,
   }
 }
 
-// The panel path of linear_columns: for each K block and each group of kPNB panels of the thread's columns, pack
-// the weights (converted to f32 once, so bf16/f16 cost what f32 does in the kernel), then run every x tile past
-// each panel. xs is x packed by linear_pack_avx2 for M >= kPanelMinM.
-template <WeightType W>
-void panel_linear_columns(float* out, const float* xs, const void* w, int M, int K, int N, int n0, int n1) {
-  thread_local std::vector<float> storage;
-  const size_t panel_floats = static_cast<size_t>(kPKC) * kPN;
-  if (storage.size() < kPNB * panel_floats + 16) storage.resize(kPNB * panel_floats + 16);
-  float* panels = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
-  const int tiles = (M + kPR - 1) / kPR;
-  const size_t tile_stride = static_cast<size_t>(K) * kPR;
-  for (int k0 = 0; k0 < K; k0 += kPKC) {
-    const int k1 = k0 + kPKC < K ? k0 + kPKC : K;
-    const int kc = k1 - k0;
-    for (int nb = n0; nb < n1; nb += kPNB * kPN) {
-      const int nb1 = nb + kPNB * kPN < n1 ? nb + kPNB * kPN : n1;
-      int count = 0;
-      for (int n = nb; n < nb1; n += kPN, count++) pack_panel<W>(panels + count * panel_floats, w, K, n, nb1, k0, k1);
-      for (int p = 0; p < count; p++) {
-        const int n = nb + p * kPN;
-        const int cols = nb1 - n < kPN ? nb1 - n : kPN;
-        const float* bp = panels + p * panel_floats;
-        for (int t = 0; t < tiles; t++) {
-          const int rows = M - t * kPR < kPR ? M - t * kPR : kPR;
-          panel_kernel(out + static_cast<size_t>(t) * kPR * N + n, N, rows, cols, xs + t * tile_stride + static_cast<size_t>(k0) * kPR,
-                       bp, kc);
+struct Panel {
+  static constexpr int kPR = ::sqap::kPR, kPN = ::sqap::kPN, kPKC = ::sqap::kPKC, kPNB = ::sqap::kPNB;
+  static void kernel(float* out, int N, int rows, int cols, const float* ap, const float* bp, int kc) {
+    panel_kernel(out, N, rows, cols, ap, bp, kc);
+  }
+};
+
+size_t linear_packed_size_avx2(int M, int K) {
+  if (M == 1) return 0;  // GEMV reads the one row of x directly
+  // panel path: x as [tile of kPR rows][k][row], zero-padded rows
+  if (M >= kPanelMinM) return panel_packed_size<Panel>(M, K);
+  return static_cast<size_t>((M + kMR - 1) / kMR) * chunks_of(K) * kMR * kLanes;
+}
+
+void linear_pack_avx2(float* packed, const float* x, int M, int K) {
+  if (M >= kPanelMinM) return panel_pack_x<Panel>(packed, x, M, K);
+  const int chunks = chunks_of(K);
+  for (int tile = 0; tile * kMR < M; tile++) {
+    for (int c = 0; c < chunks; c++) {
+      for (int i = 0; i < kMR; i++) {
+        const int m = tile * kMR + i;
+        for (int lane = 0; lane < kLanes; lane++) {
+          const int k = c * kLanes + lane;
+          *packed++ = m < M && k < K ? x[static_cast<size_t>(m) * K + k] : 0.0f;
         }
       }
     }
@@ -307,7 +205,7 @@ struct Tile {
 
 template <WeightType W>
 void linear_columns(float* out, const float* xs, const void* w, int M, int K, int N, int n0, int n1) {
-  if (M >= kPanelMinM) return panel_linear_columns<W>(out, xs, w, M, K, N, n0, n1);
+  if (M >= kPanelMinM) return panel_linear_columns<Panel, W>(out, xs, w, M, K, N, n0, n1);
   blocked_linear_columns<Tile<W>>(out, xs, w, M, K, N, n0, n1);
 }
 

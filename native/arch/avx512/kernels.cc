@@ -5,6 +5,7 @@
 // linear would lose f32 accuracy; widening bf16 weights by a shift is exact and cheap next to the FMA.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "../../kernel_table.h"
 
@@ -37,6 +38,71 @@ constexpr int kLanes = 16;
 // of a block of kNB weight rows (64 KB of f32 in L2).
 constexpr int kKC = 1024;
 constexpr int kNB = 16;
+
+#include "../panel_blocking.h"
+
+// From this many rows on, the linear runs as an outer-product GEMM on packed weight panels (../panel_blocking.h),
+// as on the AVX2 path; under it, as dot products on the weights in place (micro_packed below).
+constexpr int kPanelMinM = 8;
+// Panel path: a register tile of kPR = 12 rows of x against one panel of kPN = 32 weight rows (2 zmm): 24
+// accumulators + 2 weight vectors + 1 broadcast of the 32 zmm registers (the shape of MLAS's AVX-512 SGEMM kernel).
+// A panel is kPKC × 32 floats (kPKC 256: 32 KB). Tuned on a 2-core Zen 4
+// EPYC (bench/gemm.ts, docs in native/README.md); SQAP_AVX512_PANEL_KC/NB override them at compile time.
+constexpr int kPR = 12;
+constexpr int kPN = 32;
+#ifndef SQAP_AVX512_PANEL_KC
+#define SQAP_AVX512_PANEL_KC 768
+#endif
+#ifndef SQAP_AVX512_PANEL_NB
+#define SQAP_AVX512_PANEL_NB 8
+#endif
+constexpr int kPKC = SQAP_AVX512_PANEL_KC;
+constexpr int kPNB = SQAP_AVX512_PANEL_NB;
+
+// out[i, j] += Σ_{k < kc} ap[k·kPR + i] · bp[k·kPN + j] for i < rows (<= MR), j < cols (<= kPN). MR is 12, or 6 for
+// a last tile of at most 6 rows (the packed tile is still kPR rows apart).
+template <int MR>
+inline void panel_kernel(float* out, int N, int rows, int cols, const float* ap, const float* bp, int kc) {
+  __m512 c[MR][2];
+  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  for (int k = 0; k < kc; k++, ap += kPR, bp += kPN) {
+    const __m512 b0 = _mm512_loadu_ps(bp);
+    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+    for (int i = 0; i < MR; i++) {
+      const __m512 a = _mm512_set1_ps(ap[i]);
+      c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+      c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+    }
+  }
+  // constant indices only (a runtime row index on c[i] makes the compiler keep c in memory, not in registers)
+  if (cols == kPN && rows == MR) {
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+      float* o = out + static_cast<size_t>(i) * N;
+      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), c[i][0]));
+      _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), c[i][1]));
+    }
+    return;
+  }
+  alignas(64) float tile[MR][kPN];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; i++) {
+    _mm512_store_ps(tile[i], c[i][0]);
+    _mm512_store_ps(tile[i] + 16, c[i][1]);
+  }
+  for (int i = 0; i < rows; i++) {
+    float* o = out + static_cast<size_t>(i) * N;
+    for (int j = 0; j < cols; j++) o[j] += tile[i][j];
+  }
+}
+
+struct Panel {
+  static constexpr int kPR = ::sqap::kPR, kPN = ::sqap::kPN, kPKC = ::sqap::kPKC, kPNB = ::sqap::kPNB;
+  static void kernel(float* out, int N, int rows, int cols, const float* ap, const float* bp, int kc) {
+    if (rows > kPR / 2) return panel_kernel<kPR>(out, N, rows, cols, ap, bp, kc);
+    panel_kernel<kPR / 2>(out, N, rows, cols, ap, bp, kc);
+  }
+};
 
 template <WeightType W>
 inline __m512 load16(const void* w, size_t i, __mmask16 mask) {
@@ -79,10 +145,12 @@ inline int chunks_of(int K) { return (K + kLanes - 1) / kLanes; }
 
 size_t linear_packed_size_avx512(int M, int K) {
   if (M == 1) return 0;  // GEMV reads the one row of x directly
+  if (M >= kPanelMinM) return panel_packed_size<Panel>(M, K);
   return static_cast<size_t>((M + kMR - 1) / kMR) * chunks_of(K) * kMR * kLanes;
 }
 
 void linear_pack_avx512(float* packed, const float* x, int M, int K) {
+  if (M >= kPanelMinM) return panel_pack_x<Panel>(packed, x, M, K);
   const int chunks = chunks_of(K);
   for (int tile = 0; tile * kMR < M; tile++) {
     for (int c = 0; c < chunks; c++) {
@@ -166,6 +234,7 @@ struct Tile {
 
 template <WeightType W>
 void linear_columns(float* out, const float* xs, const void* w, int M, int K, int N, int n0, int n1) {
+  if (M >= kPanelMinM) return panel_linear_columns<Panel, W>(out, xs, w, M, K, N, n0, n1);
   blocked_linear_columns<Tile<W>>(out, xs, w, M, K, N, n0, n1);
 }
 
