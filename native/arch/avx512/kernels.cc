@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../../kernel_table.h"
+#include "../../threadpool.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
