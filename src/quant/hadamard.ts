@@ -78,12 +78,16 @@ export interface RandomizedHadamard {
 
 /** In place, rows of data [rows, width] -> row·Q = (row ⊙ s)·H */
 export function rotateRows(data: Float64Array, q: RandomizedHadamard): void {
-  for (let i = 0; i < data.length; i++) data[i] *= q.signs[i % q.width];
+  for (let start = 0; start < data.length; start += q.width) {
+    for (let j = 0; j < q.width; j++) data[start + j] *= q.signs[j];
+  }
   hadamardRows(data, q.width);
 }
 
 /** In place, rows of data [rows, width] -> row·Qᵀ = (row·H) ⊙ s */
 export function rotateRowsInverse(data: Float64Array, q: RandomizedHadamard): void {
   hadamardRows(data, q.width);
-  for (let i = 0; i < data.length; i++) data[i] *= q.signs[i % q.width];
+  for (let start = 0; start < data.length; start += q.width) {
+    for (let j = 0; j < q.width; j++) data[start + j] *= q.signs[j];
+  }
 }

@@ -18,6 +18,7 @@
 // every fixture.
 import type { WeightTensor } from '../tensor/backend.js';
 import { isQuantizedWeight } from '../tensor/formats.js';
+import { floatAt, type AnyTypedArray } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { LLAMA_LINEARS, type LlamaConfig, type LlamaLayer, type LlamaLinearName } from '../models/llama.js';
 import { hadamardRows, randomSigns, rotateRows, type RandomizedHadamard } from './hadamard.js';
@@ -46,12 +47,12 @@ export function rotateLinear(site: LlamaLinearName, w: WeightTensor, headDim: nu
   const [rows, cols] = w.shape;
   if (site === 'o' || site === 'down') {
     // o: input per head ← ·H_dh; down: input ← ·H_F (F = cols); then the writer rotation Qᵀ·W on the output side.
-    const data = Float64Array.from(w.toF32());
+    const data = weightF64(w, 0);
     hadamardRows(data, site === 'o' ? headDim : cols);
     return toF32(w.shape, transposeApply(data, rows, cols, (t) => rotateRows(t, q)));
   }
   if (!norm) throw new Error(`rotate: ${site} needs the RMSNorm weight that precedes it`);
-  const data = scaleColumns(w, norm.toF32());
+  const data = weightF64(w, 0, norm.toF32());
   rotateRows(data, q);
   // v: output rows grouped per KV head; each column's per-head segment ← H_dh·segment, i.e. W ← (I ⊗ H_dh)·W.
   if (site === 'v') return toF32(w.shape, transposeApply(data, rows, cols, (t) => hadamardRows(t, headDim)));
@@ -80,25 +81,66 @@ export function floatLinears(layer: LlamaLayer): Record<keyof LlamaLayer, Weight
   return layer as Record<keyof LlamaLayer, WeightTensor>;
 }
 
-/** w [N,K] · diag(g) as float64 */
-function scaleColumns(w: WeightTensor, g: Float32Array): Float64Array {
-  const values = w.toF32();
-  const cols = w.shape[1];
-  const out = new Float64Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = values[i] * g[i % cols];
+// Float64 working copies live in two reused buffers: a fresh 360 MB array per linear (down_proj at 7B widths) costs
+// ~90k page faults, which dominated quantize-at-load. Loads are synchronous, so the buffers are dropped once control
+// returns to the event loop, after the last linear: nothing stays resident for the model's lifetime.
+let scratchBuffers: Float64Array[] = [];
+let releaseScheduled = false;
+
+function scratchF64(slot: 0 | 1, length: number): Float64Array {
+  if (!scratchBuffers[slot] || scratchBuffers[slot].length < length) scratchBuffers[slot] = new Float64Array(length);
+  if (!releaseScheduled) {
+    releaseScheduled = true;
+    setImmediate(() => {
+      scratchBuffers = [];
+      releaseScheduled = false;
+    });
+  }
+  return scratchBuffers[slot].subarray(0, length);
+}
+
+/** w [N,K] (· diag(g) when given) as float64, in scratch buffer `slot`; converted a row at a time */
+function weightF64(w: WeightTensor, slot: 0 | 1, g?: Float32Array): Float64Array {
+  const [rows, cols] = w.shape;
+  const out = scratchF64(slot, rows * cols);
+  const row = new Float32Array(cols);
+  const rowBits = new Uint32Array(row.buffer);
+  for (let r = 0; r < rows; r++) {
+    let values: Float32Array = row;
+    if (w.dtype === 'f32') values = (w.data as Float32Array).subarray(r * cols, (r + 1) * cols);
+    else if (w.dtype === 'bf16') for (let c = 0; c < cols; c++) rowBits[c] = (w.data as Uint16Array)[r * cols + c] << 16;
+    else for (let c = 0; c < cols; c++) row[c] = floatAt(w.dtype, w.data as AnyTypedArray, r * cols + c);
+    const start = r * cols;
+    if (g) for (let c = 0; c < cols; c++) out[start + c] = values[c] * g[c];
+    else for (let c = 0; c < cols; c++) out[start + c] = values[c];
+  }
   return out;
+}
+
+/** Side of the tiles the transposes below walk (32 × 32 float64 = 8 KB each side, in L1). */
+const TRANSPOSE_TILE = 32;
+
+/** dst [cols, rows] = src [rows, cols]ᵀ, tile by tile (a plain double loop misses the cache on every write). */
+function transposeInto(dst: Float64Array, src: Float64Array, rows: number, cols: number): void {
+  for (let r0 = 0; r0 < rows; r0 += TRANSPOSE_TILE) {
+    const r1 = Math.min(rows, r0 + TRANSPOSE_TILE);
+    for (let c0 = 0; c0 < cols; c0 += TRANSPOSE_TILE) {
+      const c1 = Math.min(cols, c0 + TRANSPOSE_TILE);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) dst[c * rows + r] = src[r * cols + c];
+    }
+  }
 }
 
 /** data [rows, cols]: transpose, apply `f` to the rows of the transpose (columns of data), transpose back into data. */
 function transposeApply(data: Float64Array, rows: number, cols: number, f: (t: Float64Array) => void): Float64Array {
-  const t = new Float64Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = data[r * cols + c];
+  const t = scratchF64(1, data.length);
+  transposeInto(t, data, rows, cols);
   f(t);
   // back into `data`: one float64 copy of a 7B linear is 360 MB, and quantize-at-load transforms them one at a time
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) data[r * cols + c] = t[c * rows + r];
+  transposeInto(data, t, cols, rows);
   return data;
 }
 
 function toF32(shape: readonly number[], data: Float64Array): Tensor<'f32'> {
-  return Tensor.f32(shape, Float32Array.from(data));
+  return Tensor.f32(shape, new Float32Array(data));
 }

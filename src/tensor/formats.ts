@@ -220,9 +220,13 @@ export function quantizeWeight(w: FloatWeight, format: IntFormatName, groupSize?
   const rowBytes = WEIGHT_FORMATS[format].bytesPerRow(K);
   const codes = format === 'i8' ? new Int8Array(N * K) : new Uint8Array(N * rowBytes);
   const data = w.data as AnyTypedArray;
-  const values = new Float32Array(K);
+  const row = new Float32Array(K);
+  const rowBits = new Uint32Array(row.buffer);
   for (let n = 0; n < N; n++) {
-    for (let k = 0; k < K; k++) values[k] = floatAt(w.dtype, data, n * K + k);
+    let values: Float32Array = row;
+    if (w.dtype === 'f32') values = (data as Float32Array).subarray(n * K, (n + 1) * K);
+    else if (w.dtype === 'bf16') for (let k = 0; k < K; k++) rowBits[k] = (data as Uint16Array)[n * K + k] << 16;
+    else for (let k = 0; k < K; k++) row[k] = floatAt(w.dtype, data, n * K + k);
     for (let g = 0; g < groups; g++) {
       let amax = 0;
       for (let k = g * group; k < (g + 1) * group; k++) amax = Math.max(amax, Math.abs(values[k]));

@@ -46,6 +46,13 @@ export class Tensor<D extends DType = DType> {
   toF32(): Float32Array {
     if (this.dtype === 'f32') return this.data as Float32Array;
     const out = new Float32Array(this.size);
+    if (this.dtype === 'bf16') {
+      // bf16 is the top half of an f32: the bits shifted left by 16 (what bf16ToF32 does, per element)
+      const bits = this.data as Uint16Array;
+      const outBits = new Uint32Array(out.buffer);
+      for (let i = 0; i < out.length; i++) outBits[i] = bits[i] << 16;
+      return out;
+    }
     for (let i = 0; i < out.length; i++) out[i] = floatAt(this.dtype, this.data as AnyTypedArray, i);
     return out;
   }
