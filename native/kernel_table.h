@@ -57,6 +57,11 @@ typedef float (*QuantizeRowFn)(int8_t* codes, const float* h, int K, float qmax,
 typedef void (*DequantRowFn)(float* out, const void* codes, const float* scales, WeightType type, int K, int group,
                              int n);
 
+// Integer attention's inner products (contract A2, A5), exact in any order: int32 sum of a[i]·b[i] over n int8
+// pairs; and acc (n) += p · v (n) for p in [0, 255] and int8 v (|p·v| <= 32640 fits int16).
+typedef int32_t (*DotI8Fn)(const int8_t* a, const int8_t* b, int n);
+typedef void (*AxpyI8Fn)(int32_t* acc, int32_t p, const int8_t* v, int n);
+
 struct KernelTable {
   Isa isa;
   LinearPackedSizeFn linear_packed_size;
@@ -69,6 +74,8 @@ struct KernelTable {
   IntGemmFn int_gemm;
   QuantizeRowFn quantize_row;
   DequantRowFn dequant_row;
+  DotI8Fn dot_i8;
+  AxpyI8Fn axpy_i8;
 };
 
 // The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.
@@ -97,6 +104,11 @@ float quantize_row_avx512(int8_t* codes, const float* h, int K, float qmax, floa
 void dequant_row_generic(float* out, const void* codes, const float* scales, WeightType type, int K, int group, int n);
 void dequant_row_avx2(float* out, const void* codes, const float* scales, WeightType type, int K, int group,
                       int n);  // arch/avx2/int.cc; the AVX-512 tables use it too
+
+int32_t dot_i8_generic(const int8_t* a, const int8_t* b, int n);  // generic/int_attention.cc
+void axpy_i8_generic(int32_t* acc, int32_t p, const int8_t* v, int n);
+int32_t dot_i8_avx2(const int8_t* a, const int8_t* b, int n);  // arch/avx2/int.cc; the AVX-512 tables use them too
+void axpy_i8_avx2(int32_t* acc, int32_t p, const int8_t* v, int n);
 
 extern const KernelTable kGenericKernels;
 extern const KernelTable kAvx2Kernels;        // defined even when the compiler lacks AVX2: then it aliases generic

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../kernel_table.h"
 #include "../kernels.h"
 #include "../threadpool.h"
 
@@ -32,11 +33,22 @@ double exp_portable(double x) {
 
 }  // namespace
 
+int32_t dot_i8_generic(const int8_t* a, const int8_t* b, int n) {
+  int32_t dot = 0;
+  for (int d = 0; d < n; d++) dot += static_cast<int32_t>(a[d]) * b[d];
+  return dot;
+}
+
+void axpy_i8_generic(int32_t* acc, int32_t p, const int8_t* v, int n) {
+  for (int d = 0; d < n; d++) acc[d] += p * v[d];
+}
+
 void attention_int(float* out, float* probs, const int8_t* q, const float* q_scales, const int8_t* k,
                    const float* k_scales, const int8_t* v, const float* v_scales, int T, int S, int Hq, int Hkv, int Dh,
                    bool causal) {
   const int group = Hq / Hkv;
   const double inv_sqrt = 1.0 / std::sqrt(static_cast<double>(Dh));
+  const KernelTable& table = kernels();  // the int8 inner products; exact, so every path gives the same int32
   parallel_for(Hq, [&](int h) {
     const int kv = h / group;
     std::vector<double> e(S);
@@ -50,8 +62,7 @@ void attention_int(float* out, float* probs, const int8_t* q, const float* q_sca
       for (int s = 0; s < visible; s++) {  // A1, A2
         const size_t k_row = static_cast<size_t>(s) * Hkv + kv;
         const int8_t* kr = k + k_row * Dh;
-        int32_t dot = 0;
-        for (int d = 0; d < Dh; d++) dot += static_cast<int32_t>(qv[d]) * kr[d];
+        const int32_t dot = table.dot_i8(qv, kr, Dh);
         e[s] = dot * (static_cast<double>(q_scales[q_row]) * k_scales[k_row]) * inv_sqrt;
         if (e[s] > mx) mx = e[s];
       }
@@ -79,8 +90,7 @@ void attention_int(float* out, float* probs, const int8_t* q, const float* q_sca
       std::fill(acc.begin(), acc.end(), 0);  // A5
       for (int s = 0; s < visible; s++) {
         const int8_t* vr = v + (static_cast<size_t>(s) * Hkv + kv) * Dh;
-        const int32_t p = pc[s];
-        for (int d = 0; d < Dh; d++) acc[d] += p * vr[d];
+        table.axpy_i8(acc.data(), pc[s], vr, Dh);
       }
       for (int d = 0; d < Dh; d++) o[d] = static_cast<float>(acc[d] * sp);  // A6
     }

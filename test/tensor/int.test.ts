@@ -160,6 +160,8 @@ function intSuite(isa: NativeIsa): void {
       [1, 9, 4, 2, 16, true, 8],
       [5, 5, 2, 2, 24, true, 4],
       [3, 11, 6, 3, 40, false, 8],
+      [7, 20, 4, 1, 128, true, 8],
+      [6, 6, 2, 1, 80, true, 4],
     ] as const) {
       const q = ref.quantizeActivations(uniform(rng, [T, Hq, Dh], 2), { bits });
       const k = ref.quantizeActivations(uniform(rng, [S, Hkv, Dh], 2), { bits });

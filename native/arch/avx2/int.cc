@@ -117,6 +117,39 @@ void dequant_row_avx2(float* out, const void* codes, const float* scales, Weight
 }
 
 // Contract Q3–Q5 with 8 lanes: max of |h| (exact), division (correctly rounded), vroundps to nearest-even, clamp.
+// Contract A2: int8 · int8 summed in int32, exact in any order. 16 pairs at a time: sign-extend to int16, vpmaddwd
+// (pairs of int16 products, |sum| <= 2·128² fits int32) into 8 int32 lanes.
+int32_t dot_i8_avx2(const int8_t* a, const int8_t* b, int n) {
+  __m256i acc = _mm256_setzero_si256();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i va = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
+    const __m256i vb = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(va, vb));
+  }
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  int32_t sum = _mm_cvtsi128_si32(s);
+  for (; i < n; i++) sum += static_cast<int32_t>(a[i]) * b[i];
+  return sum;
+}
+
+// Contract A5: acc += p · v with p in [0, 255]: each product fits int16 (|p·v| <= 255·128), so vpmullw is exact;
+// then widened to int32 and added.
+void axpy_i8_avx2(int32_t* acc, int32_t p, const int8_t* v, int n) {
+  const __m256i vp = _mm256_set1_epi16(static_cast<int16_t>(p));
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i prod = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i))), vp);
+    __m256i* lo = reinterpret_cast<__m256i*>(acc + i);
+    __m256i* hi = reinterpret_cast<__m256i*>(acc + i + 8);
+    _mm256_storeu_si256(lo, _mm256_add_epi32(_mm256_loadu_si256(lo), _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod))));
+    _mm256_storeu_si256(hi, _mm256_add_epi32(_mm256_loadu_si256(hi), _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1))));
+  }
+  for (; i < n; i++) acc[i] += p * v[i];
+}
+
 float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 vmax = _mm256_setzero_ps();
@@ -169,6 +202,8 @@ void int_gemm_avx2(const IntGemmArgs& a, int b0, int b1) {
 
 namespace sqap {
 void int_gemm_avx2(const IntGemmArgs& a, int b0, int b1) { int_gemm_generic(a, b0, b1); }
+int32_t dot_i8_avx2(const int8_t* a, const int8_t* b, int n) { return dot_i8_generic(a, b, n); }
+void axpy_i8_avx2(int32_t* acc, int32_t p, const int8_t* v, int n) { axpy_i8_generic(acc, p, v, n); }
 float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
   return quantize_row_generic(codes, h, K, qmax, clip);
 }
