@@ -61,6 +61,18 @@ typedef void (*DequantRowFn)(float* out, const void* codes, const float* scales,
 // pairs; and acc (n) += p · v (n) for p in [0, 255] and int8 v (|p·v| <= 32640 fits int16).
 typedef int32_t (*DotI8Fn)(const int8_t* a, const int8_t* b, int n);
 typedef void (*AxpyI8Fn)(int32_t* acc, int32_t p, const int8_t* v, int n);
+// Contract A3's exponentials: e[i] = exp_portable(e[i] - mx) for i < n (the same operations in the same order in
+// every version, no FMA, so every version agrees bit for bit; the sum stays with the caller, in order).
+typedef void (*ExpShiftFn)(double* e, int n, double mx);
+constexpr double kExpLn2Hi = 6.93147180369123816490e-1;
+constexpr double kExpLn2Lo = 1.90821492927058770002e-10;
+constexpr double kExpLog2e = 1.4426950408889634;
+// Horner coefficients of exp_portable's Taylor polynomial, highest order first: 1/13!, 1/12!, ..., 1/1!, 1/0!
+constexpr int kExpTaylorTerms = 14;
+constexpr double kExpTaylor[kExpTaylorTerms] = {1.0 / 6227020800, 1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800,
+                                                1.0 / 362880,     1.0 / 40320,     1.0 / 5040,     1.0 / 720,
+                                                1.0 / 120,        1.0 / 24,        1.0 / 6,        1.0 / 2,
+                                                1.0,              1.0};
 
 struct KernelTable {
   Isa isa;
@@ -76,6 +88,7 @@ struct KernelTable {
   DequantRowFn dequant_row;
   DotI8Fn dot_i8;
   AxpyI8Fn axpy_i8;
+  ExpShiftFn exp_shift;
 };
 
 // The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.
@@ -107,6 +120,9 @@ void dequant_row_avx2(float* out, const void* codes, const float* scales, Weight
 
 int32_t dot_i8_generic(const int8_t* a, const int8_t* b, int n);  // generic/int_attention.cc
 void axpy_i8_generic(int32_t* acc, int32_t p, const int8_t* v, int n);
+double exp_portable(double x);  // generic/int_attention.cc: e^x for x <= 0 (contract A3)
+void exp_shift_generic(double* e, int n, double mx);
+void exp_shift_avx2(double* e, int n, double mx);  // arch/avx2/int.cc; the AVX-512 tables use it too
 int32_t dot_i8_avx2(const int8_t* a, const int8_t* b, int n);  // arch/avx2/int.cc; the AVX-512 tables use them too
 void axpy_i8_avx2(int32_t* acc, int32_t p, const int8_t* v, int n);
 

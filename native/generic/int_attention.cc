@@ -12,26 +12,20 @@
 
 namespace sqap {
 
-namespace {
-
-constexpr double kLn2Hi = 6.93147180369123816490e-1;
-constexpr double kLn2Lo = 1.90821492927058770002e-10;
-constexpr double kLog2e = 1.4426950408889634;
-
-// e^x for x <= 0 from +, -, ·, floor and 2^n only (ref-int.ts expPortable: same operations, same order)
+// e^x for x <= 0 from +, -, ·, floor and 2^n only (ref-int.ts expPortable: same operations, same order; the SIMD
+// version in arch/avx2/int.cc too)
 double exp_portable(double x) {
   if (x < -700) return 0.0;
-  const double n = std::floor(x * kLog2e + 0.5);
-  const double r = x - n * kLn2Hi - n * kLn2Lo;
-  static const double kTaylor[] = {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320,
-                                   1.0 / 5040,      1.0 / 720,      1.0 / 120,     1.0 / 24,     1.0 / 6,
-                                   1.0 / 2,         1.0,            1.0};
-  double p = 1.0 / 6227020800;
-  for (double c : kTaylor) p = p * r + c;
+  const double n = std::floor(x * kExpLog2e + 0.5);
+  const double r = x - n * kExpLn2Hi - n * kExpLn2Lo;
+  double p = kExpTaylor[0];
+  for (int i = 1; i < kExpTaylorTerms; i++) p = p * r + kExpTaylor[i];
   return std::ldexp(p, static_cast<int>(n));
 }
 
-}  // namespace
+void exp_shift_generic(double* e, int n, double mx) {
+  for (int i = 0; i < n; i++) e[i] = exp_portable(e[i] - mx);
+}
 
 int32_t dot_i8_generic(const int8_t* a, const int8_t* b, int n) {
   int32_t dot = 0;
@@ -67,10 +61,8 @@ void attention_int(float* out, float* probs, const int8_t* q, const float* q_sca
         if (e[s] > mx) mx = e[s];
       }
       double total = 0;  // A3
-      for (int s = 0; s < visible; s++) {
-        e[s] = exp_portable(e[s] - mx);
-        total += e[s];
-      }
+      table.exp_shift(e.data(), visible, mx);
+      for (int s = 0; s < visible; s++) total += e[s];
       double pmax = 0;  // A4
       for (int s = 0; s < visible; s++) {
         const double p = e[s] / total;

@@ -150,6 +150,29 @@ void axpy_i8_avx2(int32_t* acc, int32_t p, const int8_t* v, int n) {
   for (; i < n; i++) acc[i] += p * v[i];
 }
 
+// Contract A3, 4 at a time: exp_portable's operations in its order (mul and add, never fused), floor, and 2^n as
+// exponent bits (exact: for -700 <= x <= 0, n >= -1010 and the result is normal, where ldexp is exact too);
+// x < -700 gives 0 as in the scalar version. The tail runs the scalar version.
+void exp_shift_avx2(double* e, int n, double mx) {
+  const __m256d vmx = _mm256_set1_pd(mx), log2e = _mm256_set1_pd(kExpLog2e), half = _mm256_set1_pd(0.5);
+  const __m256d ln2hi = _mm256_set1_pd(kExpLn2Hi), ln2lo = _mm256_set1_pd(kExpLn2Lo), limit = _mm256_set1_pd(-700.0);
+  const __m256i bias = _mm256_set1_epi64x(1023);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m256d x = _mm256_sub_pd(_mm256_loadu_pd(e + i), vmx);
+    const __m256d nn = _mm256_floor_pd(_mm256_add_pd(_mm256_mul_pd(x, log2e), half));
+    const __m256d r = _mm256_sub_pd(_mm256_sub_pd(x, _mm256_mul_pd(nn, ln2hi)), _mm256_mul_pd(nn, ln2lo));
+    __m256d p = _mm256_set1_pd(kExpTaylor[0]);
+    for (int t = 1; t < kExpTaylorTerms; t++) p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(kExpTaylor[t]));
+    const __m256i ni = _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(nn));  // exact: nn is an integer
+    const __m256d pow2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(ni, bias), 52));
+    const __m256d result = _mm256_mul_pd(p, pow2);
+    const __m256d tiny = _mm256_cmp_pd(x, limit, _CMP_LT_OQ);
+    _mm256_storeu_pd(e + i, _mm256_andnot_pd(tiny, result));
+  }
+  for (; i < n; i++) e[i] = exp_portable(e[i] - mx);
+}
+
 float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 vmax = _mm256_setzero_ps();
@@ -204,6 +227,7 @@ namespace sqap {
 void int_gemm_avx2(const IntGemmArgs& a, int b0, int b1) { int_gemm_generic(a, b0, b1); }
 int32_t dot_i8_avx2(const int8_t* a, const int8_t* b, int n) { return dot_i8_generic(a, b, n); }
 void axpy_i8_avx2(int32_t* acc, int32_t p, const int8_t* v, int n) { axpy_i8_generic(acc, p, v, n); }
+void exp_shift_avx2(double* e, int n, double mx) { exp_shift_generic(e, n, mx); }
 float quantize_row_avx2(int8_t* codes, const float* h, int K, float qmax, float clip) {
   return quantize_row_generic(codes, h, K, qmax, clip);
 }

@@ -284,11 +284,11 @@ void axpy_avx512(float* y, float alpha, const float* x, int n) {
 const KernelTable kAvx512Kernels = {Isa::avx512,          linear_packed_size_avx512, linear_pack_avx512,
                                     linear_columns_avx512, dot_avx512,                axpy_avx512,
                                     gelu_avx2,             silu_mul_avx2,             int_gemm_avx2,
-                                    quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2};
+                                    quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2};
 const KernelTable kAvx512VnniKernels = {Isa::avx512vnni,     linear_packed_size_avx512, linear_pack_avx512,
                                         linear_columns_avx512, dot_avx512,                axpy_avx512,
                                         gelu_avx2,             silu_mul_avx2,             int_gemm_avx512vnni,
-                                        quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2};
+                                        quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2};
 
 }  // namespace sqap
 
@@ -304,7 +304,7 @@ namespace sqap {
 const KernelTable kAvx512Kernels = {Isa::generic,          linear_packed_size_generic, linear_pack_generic,
                                     linear_columns_generic, dot_generic,                axpy_generic,
                                     gelu_generic,           silu_mul_generic,           int_gemm_generic,
-                                    quantize_row_generic,   dequant_row_generic, dot_i8_generic, axpy_i8_generic};
+                                    quantize_row_generic,   dequant_row_generic, dot_i8_generic, axpy_i8_generic, exp_shift_generic};
 const KernelTable kAvx512VnniKernels = kAvx512Kernels;
 }
 
