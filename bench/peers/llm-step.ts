@@ -39,7 +39,8 @@ shaped Q4_0 GGUF with as many layers (bench/peers/gguf.ts --layers N), one child
   --rounds R        rounds, each running every side once (default 3); medians over rounds
   --steps N         timed steps per child after 1 untimed warm-up (default 1)
   --threads T       threads for both (SQAP_THREADS for ours; default 2)
-  --variants LIST   our variants (default base,w4a8+had,w4a4+had)
+  --variants LIST   our variants (default base,w4a8+had,w4a4+had), each run on --model (quantized at load), or
+                    NAME=DIR to run one on a checkpoint written by 'sqap-vla quantize --variant NAME' (loads faster)
   --prompt-tokens P prefill length, ${VISUAL_TOKENS + 2}..2048 (default 282)
   --wrap CMD        run each child as CMD child... (e.g. a script that quiets the machine); split on spaces
   --json            last line: {"llama_cpp":{...},"variants":[{...,"llama_over_ours"}],...}`;
@@ -168,7 +169,16 @@ async function main(argv: string[]): Promise<number> {
   const steps = parseIntegerFlag(values.steps, 'steps', 1, 1, 100);
   const threads = parseIntegerFlag(values.threads, 'threads', 2, 1, 256);
   const promptTokens = parseIntegerFlag(values['prompt-tokens'], 'prompt-tokens', 282, VISUAL_TOKENS + 2, 2048);
-  const variants = parseVariantList(values.variants!).map((v) => v.name); // checked here, before any child runs
+  // NAME or NAME=DIR (a checkpoint written by `sqap-vla quantize --variant NAME`, which loads without quantizing)
+  const entries = values.variants!.split(',').map((entry) => {
+    const at = entry.indexOf('=');
+    return at < 0 ? { name: entry.trim(), dir: values.model! } : { name: entry.slice(0, at).trim(), dir: entry.slice(at + 1).trim() };
+  });
+  const variants = parseVariantList(entries.map((e) => e.name).join(',')).map((v) => v.name); // checked before any child runs
+  const modelOf = new Map(entries.map((e, i) => [variants[i], e.dir]));
+  for (const dir of new Set(modelOf.values())) {
+    if (checkpointLayers(dir) !== checkpointLayers(values.model)) throw new UserError(`--variants: ${dir} has ${checkpointLayers(dir)} decoder layers, --model ${checkpointLayers(values.model)}`);
+  }
   const wrap = values.wrap ? values.wrap.trim().split(/\s+/) : [];
   const layers = checkpointLayers(values.model);
   const llamaLayers = await ggufLayers(values.gguf);
@@ -190,7 +200,7 @@ async function main(argv: string[]): Promise<number> {
         llamaRounds.push(r);
         console.log(`  round ${round + 1}  llama.cpp Q4_0   prefill ${ms(r.prefill_ms)} ms  decode ${ms(r.decode_ms_per_token)} ms/token  LLM ${ms(r.llm_ms)} ms  peak RSS ${gib(r.peak_rss_bytes)} GiB`);
       } else {
-        const r = await runOurs(values.model, side, threads, ourIds, steps, wrap);
+        const r = await runOurs(modelOf.get(side)!, side, threads, ourIds, steps, wrap);
         oursRounds.get(side)!.push(r);
         console.log(`  round ${round + 1}  ours ${side.padEnd(11)} prefill ${ms(r.prefill_ms)} ms  decode ${ms(r.decode_ms_per_token)} ms/token  LLM ${ms(r.llm_ms)} ms  peak RSS ${gib(r.peak_rss_bytes)} GiB`);
       }
