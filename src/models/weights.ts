@@ -31,6 +31,9 @@ export function scoped(source: TensorSource, prefix: string): TensorSource {
 
 /** A checkpoint as a TensorSource; `onRead` is told of every tensor read (for progress). */
 export function checkpointSource(checkpoint: Checkpoint, onRead?: () => void): TensorSource {
+  // onRead fires once per distinct tensor: a quantized decoder reads some tensors twice (its scales, to check them,
+  // then with the codes), and a progress count of reads ran past the checkpoint's tensor count ("160/119")
+  const seen = new Set<string>();
   return {
     description: `checkpoint ${checkpoint.path}`,
     freshReads: true,
@@ -38,7 +41,10 @@ export function checkpointSource(checkpoint: Checkpoint, onRead?: () => void): T
     has: (name) => checkpoint.has(name),
     read: (name, options) => {
       const tensor = checkpoint.read(name, { map: !options?.transient });
-      onRead?.();
+      if (!seen.has(name)) {
+        seen.add(name);
+        onRead?.();
+      }
       return tensor;
     },
   };

@@ -43,7 +43,11 @@ for (const [variant, groupSize] of [['w4a4+had', 0], ['w8a8', 0], ['w4a16', 16],
   test(`${variant}${groupSize ? ` group ${groupSize}` : ''}: quantize -> save -> load equals quantize at load`, () => {
     const dir = tempDir();
     try {
-      const atLoad = loadPolicy(MODEL, variant, { backend, groupSize, calibration });
+      const counts: [number, number][] = [];
+      const atLoad = loadPolicy(MODEL, variant, { backend, groupSize, calibration, onProgress: (done, total) => counts.push([done, total]) });
+      // the load progress counts each stored tensor once (quantize-at-load reads each RMSNorm weight for every linear
+      // it folds into, and the count of reads passed 100%)
+      assert.ok(counts.length > 0 && counts.every(([done, total]) => done <= total), `progress ${JSON.stringify(counts.at(-1))}`);
       saveQuantizedCheckpoint(atLoad.model, atLoad.quantization!, dir);
       const stored = loadPolicy(dir, 'base', { backend });
       assert.deepEqual(stored.quantization, atLoad.quantization);
