@@ -600,7 +600,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 // (a 7B prefill's largest activation is 282 x 11008 f32 = 12.4 MB) come from the heap, where freed ones are reused;
 // the cost is their resident slack, +0.07 GiB on that run (+90 MB measured on a 7B step when glibc's own dynamic
 // threshold did the same). Larger ones keep their own mapping, returned when freed. An explicit
-// MALLOC_MMAP_THRESHOLD_ in the environment wins (1048576 trades that speed for the lower resident size).
+// MALLOC_MMAP_THRESHOLD_ in the environment wins: 1048576 trades that speed for the lower resident size, and is what
+// a W4 OpenVLA-7B needs to stay within 5 GiB (4.93 GiB peak against 5.01 GiB by default; docs/quantization.md).
 void fix_mmap_threshold() {
 #if defined(__GLIBC__)
   if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) mallopt(M_MMAP_THRESHOLD, 32 << 20);
