@@ -47,8 +47,9 @@ constexpr int kNB = 16;
 constexpr int kPanelMinM = 8;
 // Panel path: a register tile of kPR = 12 rows of x against one panel of kPN = 32 weight rows (2 zmm): 24
 // accumulators + 2 weight vectors + 1 broadcast of the 32 zmm registers (the shape of MLAS's AVX-512 SGEMM kernel).
-// A panel is kPKC × 32 floats (kPKC 256: 32 KB). Tuned on a 2-core Zen 4
-// EPYC (bench/gemm.ts, docs in native/README.md); SQAP_AVX512_PANEL_KC/NB override them at compile time.
+// A panel is kPKC × 32 floats (kPKC 768: 96 KB, in L2 rather than L1); kPNB 8 panels per group. From a selftest sweep
+// on a 2-core Zen 4 EPYC (native/README.md, "panel path": K blocks 256-768 × 2-8 panels within ~10% of each other,
+// 768 × 8 highest); SQAP_AVX512_PANEL_KC/NB override them at compile time.
 constexpr int kPR = 12;
 constexpr int kPN = 32;
 #ifndef SQAP_AVX512_PANEL_KC
