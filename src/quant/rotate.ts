@@ -17,8 +17,7 @@
 // In exact arithmetic the rotated decoder computes the base function; test/quant/rotate.test.ts checks it on
 // every fixture.
 import type { WeightTensor } from '../tensor/backend.js';
-import { isQuantizedWeight } from '../tensor/formats.js';
-import { floatAt, type AnyTypedArray } from '../tensor/dtype.js';
+import { isQuantizedWeight, weightRowF32 } from '../tensor/formats.js';
 import { Tensor } from '../tensor/tensor.js';
 import { LLAMA_LINEARS, type LlamaConfig, type LlamaLayer, type LlamaLinearName } from '../models/llama.js';
 import { hadamardRows, randomSigns, rotateRows, type RandomizedHadamard } from './hadamard.js';
@@ -104,12 +103,8 @@ function weightF64(w: WeightTensor, slot: 0 | 1, g?: Float32Array): Float64Array
   const [rows, cols] = w.shape;
   const out = scratchF64(slot, rows * cols);
   const row = new Float32Array(cols);
-  const rowBits = new Uint32Array(row.buffer);
   for (let r = 0; r < rows; r++) {
-    let values: Float32Array = row;
-    if (w.dtype === 'f32') values = (w.data as Float32Array).subarray(r * cols, (r + 1) * cols);
-    else if (w.dtype === 'bf16') for (let c = 0; c < cols; c++) rowBits[c] = (w.data as Uint16Array)[r * cols + c] << 16;
-    else for (let c = 0; c < cols; c++) row[c] = floatAt(w.dtype, w.data as AnyTypedArray, r * cols + c);
+    const values = weightRowF32(w, r, row);
     const start = r * cols;
     if (g) for (let c = 0; c < cols; c++) out[start + c] = values[c] * g[c];
     else for (let c = 0; c < cols; c++) out[start + c] = values[c];

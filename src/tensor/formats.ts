@@ -203,6 +203,23 @@ export function scaleAt(w: QuantizedWeight, n: number, k: number, scales: Float3
 }
 
 /**
+ * Row `r` of a 2-D float weight [N,K] as f32: a view of the data for f32, else converted into `scratch` (length K)
+ * and `scratch` returned. bf16 is the top half of an f32, so its row is the bits shifted left by 16.
+ */
+export function weightRowF32(w: FloatWeight, r: number, scratch: Float32Array): Float32Array {
+  const K = w.shape[1];
+  if (w.dtype === 'f32') return (w.data as Float32Array).subarray(r * K, (r + 1) * K);
+  if (w.dtype === 'bf16') {
+    const bits = w.data as Uint16Array;
+    const out = new Uint32Array(scratch.buffer, scratch.byteOffset, K);
+    for (let k = 0; k < K; k++) out[k] = bits[r * K + k] << 16;
+  } else {
+    for (let k = 0; k < K; k++) scratch[k] = floatAt(w.dtype, w.data as AnyTypedArray, r * K + k);
+  }
+  return scratch;
+}
+
+/**
  * Reference round-to-nearest quantizer (RTN). For each row n and group g of `groupSize` columns:
  *   amax = max |w[n,k]| over the group (f32);  scale = f32(amax / qmax);
  *   code = clamp(roundHalfEven(f32(w / scale)), -qmax, qmax), or 0 when scale is 0.
@@ -219,14 +236,9 @@ export function quantizeWeight(w: FloatWeight, format: IntFormatName, groupSize?
   const scales = new Float32Array(N * groups);
   const rowBytes = WEIGHT_FORMATS[format].bytesPerRow(K);
   const codes = format === 'i8' ? new Int8Array(N * K) : new Uint8Array(N * rowBytes);
-  const data = w.data as AnyTypedArray;
   const row = new Float32Array(K);
-  const rowBits = new Uint32Array(row.buffer);
   for (let n = 0; n < N; n++) {
-    let values: Float32Array = row;
-    if (w.dtype === 'f32') values = (data as Float32Array).subarray(n * K, (n + 1) * K);
-    else if (w.dtype === 'bf16') for (let k = 0; k < K; k++) rowBits[k] = (data as Uint16Array)[n * K + k] << 16;
-    else for (let k = 0; k < K; k++) row[k] = floatAt(w.dtype, data, n * K + k);
+    const values = weightRowF32(w, n, row);
     for (let g = 0; g < groups; g++) {
       let amax = 0;
       for (let k = g * group; k < (g + 1) * group; k++) amax = Math.max(amax, Math.abs(values[k]));
