@@ -3,7 +3,7 @@
 // (W8A8: int8 weights per column, activations quantized per tensor at run time) vs our W8A8; ORT MatMulNBits (bits 4,
 // block 32, accuracy_level 4 = int8 activations) vs our W4A8 (per channel and group 128) and W4A16.
 // The ONNX models are written in code (onnx-model.ts). Install once: cd bench/peers &&
-// ONNXRUNTIME_NODE_INSTALL=skip npm install. Run from the repository root: npx tsx bench/peers/gemm.ts [--quick]
+// ONNXRUNTIME_NODE_INSTALL=skip npm install. Run from the repository root: npx tsx bench/peers/gemm.ts [--quick] [--threads N] [--rows 1,290]
 import * as ort from 'onnxruntime-node';
 import { nativeBackend, nativeInfo } from '../../src/tensor/backends/native.js';
 import { benchActivations, benchWeights, makeCase, measureBandwidth, timeInterleaved, type CaseName } from '../linear-cases.js';
@@ -13,7 +13,10 @@ const quick = process.argv.includes('--quick');
 const threadsFlag = process.argv.indexOf('--threads');
 const threads = threadsFlag > 0 ? Number(process.argv[threadsFlag + 1]) : 2;
 const SHAPES: Array<[number, number]> = quick ? [[4096, 4096]] : [[4096, 4096], [4096, 11008], [11008, 4096]];
-const ROWS = [1, 290];
+const rowsFlag = process.argv.indexOf('--rows');
+/** M values to run (--rows 1,290: the default) */
+const ROWS = rowsFlag > 0 ? process.argv[rowsFlag + 1].split(',').map(Number) : [1, 290];
+if (ROWS.some((m) => !Number.isInteger(m) || m < 1)) throw new Error(`--rows takes positive integers joined by commas, got ${process.argv[rowsFlag + 1]}`);
 
 /** W [N,K] row-major -> [K,N] (ONNX MatMul's B) */
 function transpose(w: Float32Array, n: number, k: number): Float32Array {

@@ -15,6 +15,11 @@
 //                         epilogue must round the product and the sum separately, contract L2)
 // Layout and arithmetic: native/kernels.h (packed layout) and docs/quantization.md (L1–L3).
 
+// bytes ahead of each weight stream the one-row int4 loop prefetches (a compile-time knob for sweeps)
+#ifndef SQAP_INT4_GEMV_PREFETCH
+#define SQAP_INT4_GEMV_PREFETCH 1024
+#endif
+
 // The hot loop: acc (MR × NV vectors, in registers) over `steps` 64-byte weight lines of one group, stored to
 // accbuf [MR][NV·kLanes] at the end. A function of its own so the accumulators never live in memory inside the loop.
 template <class Ops, bool I4, int MR, int NV>
@@ -30,6 +35,28 @@ inline void int_group(const uint8_t* const* wp, const int8_t* const* xr, int ste
   const int8_t* x0 = xr[0];
   ptrdiff_t xoff[MR];
   for (int i = 0; i < MR; i++) xoff[i] = xr[i] - x0;
+  if constexpr (I4 && MR == 1) {
+    // One row (a decode step): memory-bound, so the loop must keep enough weight lines in flight. Separate
+    // accumulators for the low and high nibbles halve each dependency chain, and every stream prefetches
+    // SQAP_INT4_GEMV_PREFETCH bytes ahead. Integer sums, so the split leaves the result bit-identical.
+    V hi[NV];
+    for (int j = 0; j < NV; j++) hi[j] = Ops::zero();
+    for (int st = 0; st < steps; st++, w0 += 64, x0 += 8) {
+      V raw[NV];
+      for (int j = 0; j < NV; j++) {
+        _mm_prefetch(reinterpret_cast<const char*>(w0 + woff[j] + SQAP_INT4_GEMV_PREFETCH), _MM_HINT_T0);
+        raw[j] = Ops::load(w0 + woff[j]);
+      }
+      const V xl = Ops::bcast4(x0);
+      const V xh = Ops::bcast4(x0 + 4);
+      for (int j = 0; j < NV; j++) {
+        acc[0][j] = Ops::dot_u4(acc[0][j], Ops::low4(raw[j]), xl);
+        hi[j] = Ops::dot_u4(hi[j], Ops::high4(raw[j]), xh);
+      }
+    }
+    for (int j = 0; j < NV; j++) Ops::store(accbuf + j * L, Ops::add(acc[0][j], hi[j]));
+    return;
+  }
   for (int st = 0; st < steps; st++, w0 += 64, x0 += I4 ? 8 : 4) {
     if constexpr (!I4) {
       V w[NV];

@@ -49,6 +49,7 @@ struct Ops {
   static V low4(V v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }
   static V high4(V v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)); }
   static V sub(V a, V b) { return _mm256_sub_epi32(a, b); }
+  static V add(V a, V b) { return _mm256_add_epi32(a, b); }
   static V loadi(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static V set1(int32_t v) { return _mm256_set1_epi32(v); }
   static void store(int32_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }

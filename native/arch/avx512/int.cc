@@ -43,6 +43,7 @@ struct Ops {
   static V low4(V v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
   static V high4(V v) { return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F)); }
   static V sub(V a, V b) { return _mm512_sub_epi32(a, b); }
+  static V add(V a, V b) { return _mm512_add_epi32(a, b); }
   static V loadi(const int32_t* p) { return _mm512_loadu_si512(p); }
   static V set1(int32_t v) { return _mm512_set1_epi32(v); }
   static void store(int32_t* p, V v) { _mm512_storeu_si512(p, v); }
