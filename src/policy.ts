@@ -30,6 +30,16 @@ export interface LoadPolicyOptions {
   clipRatio?: number;
   /** pruning settings beyond the variant's METHOD@KEEP: layer K, sqap share and radius, seed (defaults otherwise) */
   prune?: Partial<Omit<PruneConfig, 'method' | 'keep'>>;
+  /**
+   * A policy loaded earlier from the same directory: when its variant differs from this one only in pruning (the
+   * weights are the same), its model is reused instead of loading (and quantizing) the checkpoint again.
+   */
+  reuse?: LoadedPolicy;
+}
+
+/** What the weights of a variant depend on: everything but its pruning part. */
+export function weightsKey(v: Variant): string {
+  return JSON.stringify([v.quant ?? null, v.had, v.gptq]);
 }
 
 /** One step's input: the model's, plus what the robot knows about itself (for sqap's end-effector protection). */
@@ -60,7 +70,8 @@ export function loadPolicy(dir: string, variant: Variant | string, options: Load
   // Parts land as their subsystems do; until then a variant that needs one is refused with a clear message.
   // Pruning: validate the options before the (possibly long) load, the layer against the model after it.
   const prune = v.prune ? pruneConfig(v.prune.method, v.prune.keep, options.prune) : undefined;
-  const { model, quantization } = loadModel(dir, v, options);
+  const { model, quantization } =
+    options.reuse && weightsKey(options.reuse.variant) === weightsKey(v) ? options.reuse : loadModel(dir, v, options);
   if (!prune) return { variant: v, model, quantization, predict: (input) => model.predictAction(input) };
   checkPruneLayer(prune.layer, model.llm.config.layers);
   return {

@@ -8,7 +8,7 @@ import { UserError } from '../errors.js';
 import { parseOptions } from './args.js';
 import { readImageFile, type RgbImage } from '../io/image.js';
 import { ACTION_DIMS } from '../models/openvla.js';
-import { loadPolicy, type LoadedPolicy, type PolicyResult } from '../policy.js';
+import { loadPolicy, weightsKey, type LoadedPolicy, type PolicyResult } from '../policy.js';
 import { scoreRequest, type RobotContext } from '../prune/index.js';
 import { mulberry32 } from '../random.js';
 import type { Backend } from '../tensor/backend.js';
@@ -22,7 +22,7 @@ const HELP = `usage: sqap-vla bench --model DIR --variants V1,V2,... [--steps N]
                      [--input-ids IDS] [--eef-pixel U,V] [--backend auto|ref|native] [--json]
 
 Runs each variant (docs: README "Variants") in this process, one after another, freeing the previous one, on the
-same input, and prints per variant the medians of vision_ms (towers + projector), prefill_ms (the prompt pass),
+same input (consecutive variants that differ only in pruning, e.g. w4a8+had,w4a8+had+sqap@0.5, share one load), and prints per variant the medians of vision_ms (towers + projector), prefill_ms (the prompt pass),
 decode_ms_per_token (each of the ${ACTION_DIMS - 1} single-token passes), step_ms (one whole predict), rss_bytes (largest resident
 set seen while the variant ran), and each one's ratio to the first variant.
   --steps N         timed steps per variant (default 3); --warmup N untimed steps first (default 1)
@@ -72,10 +72,14 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
   const userImage = values.image ? readImageFile(values.image) : undefined;
   const gc = exposeGc();
   const rows: VariantRow[] = [];
-  for (const variant of variants) {
-    await releaseMemory(gc);
+  // consecutive variants that differ only in pruning share one load (quantizing a 7B at load takes minutes)
+  let previous: LoadedPolicy | undefined;
+  for (const [index, variant] of variants.entries()) {
+    const reuse = previous && weightsKey(previous.variant) === weightsKey(variant) ? previous : undefined;
+    previous = undefined;
+    if (!reuse) await releaseMemory(gc);
     let bar: ReturnType<typeof progressBar> | undefined;
-    let policy: LoadedPolicy | undefined = loadPolicy(values.model, variant, { backend, onProgress: (done, total) => (bar ??= progressBar(`load ${variant.name}`, total, 'tensors')).update(done) });
+    let policy: LoadedPolicy | undefined = loadPolicy(values.model, variant, { backend, reuse, onProgress: (done, total) => (bar ??= progressBar(`load ${variant.name}`, total, 'tensors')).update(done) });
     bar?.stop();
     const image = userImage ?? noiseImage(policy.model.preprocessor.backbones[0]);
     const inputIds = values['input-ids'] ? parseIdList(values['input-ids']) : defaultPromptIds(policy.model.llm.config.vocabSize);
@@ -108,7 +112,9 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
       row.kept_visual_tokens = results[0].keptVisualTokens?.length;
     }
     rows.push(row);
-    policy = undefined; // free the weights before the next variant loads
+    const next = variants[index + 1];
+    if (next && weightsKey(next) === weightsKey(variant)) previous = policy;
+    policy = undefined; // free the weights before the next variant loads, unless it shares them
   }
   const base = rows[0];
   for (const row of rows) {
