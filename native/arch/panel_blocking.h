@@ -87,6 +87,10 @@ void panel_pack_x(float* packed, const float* x, int M, int K) {
   parallel_range(tiles, 1, small ? tiles + 1 : 0, pack_tiles);
 }
 
+#ifndef SQAP_PANEL_PACK_PREFETCH
+#define SQAP_PANEL_PACK_PREFETCH 1
+#endif
+
 // One panel: dst[k - k0][j] = w[n + j, k] as f32 for j < kPN (rows at or past n1 are zero), k0 <= k < k1; in
 // groups of 8 weight rows transposed 8 k at a time.
 template <class Panel, WeightType W>
@@ -97,8 +101,17 @@ void panel_pack_weights(float* dst, const void* w, int K, int n, int n1, int k0,
     const int rows = n1 - ng < 8 ? (n1 - ng > 0 ? n1 - ng : 0) : 8;
     float* d = dst + 8 * group;
     int k = k0;
+    // rows of the next group, fetched into L2 while this one is transposed: each row is a short run (kPKC weights)
+    // that the hardware prefetcher would otherwise start cold
+    const int next_rows = n1 - (ng + 8) < 8 ? (n1 - (ng + 8) > 0 ? n1 - (ng + 8) : 0) : 8;
+    constexpr int kBytes = W == WeightType::f32 ? 4 : 2;
     if (rows == 8) {
       for (; k + 8 <= k1; k += 8) {
+        if (SQAP_PANEL_PACK_PREFETCH && ((k - k0) * kBytes) % 64 == 0) {
+          for (int i = 0; i < next_rows; i++) {
+            _mm_prefetch(static_cast<const char*>(w) + (static_cast<size_t>(ng + 8 + i) * K + k) * kBytes, _MM_HINT_T1);
+          }
+        }
         __m256 r[8];
         for (int i = 0; i < 8; i++) r[i] = widen8<W>(w, static_cast<size_t>(ng + i) * K + k);
         panel_transpose8(r);
