@@ -96,14 +96,16 @@ void panel_pack_x(float* packed, const float* x, int M, int K) {
 template <class Panel, WeightType W>
 void panel_pack_weights(float* dst, const void* w, int K, int n, int n1, int k0, int k1) {
   constexpr int kPN = Panel::kPN;
+  // weight rows that exist in the group of 8 starting at row `first` (0 to 8)
+  auto rows_from = [n1](int first) { return n1 - first < 8 ? (n1 - first > 0 ? n1 - first : 0) : 8; };
   for (int group = 0; group < kPN / 8; group++) {
     const int ng = n + 8 * group;
-    const int rows = n1 - ng < 8 ? (n1 - ng > 0 ? n1 - ng : 0) : 8;
+    const int rows = rows_from(ng);
     float* d = dst + 8 * group;
     int k = k0;
     // rows of the next group, fetched into L2 while this one is transposed: each row is a short run (kPKC weights)
     // that the hardware prefetcher would otherwise start cold
-    const int next_rows = n1 - (ng + 8) < 8 ? (n1 - (ng + 8) > 0 ? n1 - (ng + 8) : 0) : 8;
+    const int next_rows = rows_from(ng + 8);
     constexpr int kBytes = W == WeightType::f32 ? 4 : 2;
     if (rows == 8) {
       for (; k + 8 <= k1; k += 8) {
