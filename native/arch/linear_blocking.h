@@ -9,6 +9,30 @@
 //   template <int NR> static void row(out, x, w, K, n, k0, k1)                GEMV: out[n+j] += x[k0:k1]·w[n+j, k0:k1]
 // The packed x layout is [tile of kMR rows][chunk of kLanes k][row][lane], zero-padded (README "linear, briefly").
 
+// floats of scratch x needs on the blocked path
+template <class Tile>
+size_t blocked_packed_size(int M, int K) {
+  return static_cast<size_t>((M + Tile::kMR - 1) / Tile::kMR) * ((K + Tile::kLanes - 1) / Tile::kLanes) * Tile::kMR * Tile::kLanes;
+}
+
+// x (M,K) -> [tile of kMR rows][chunk of kLanes k][row][lane], zero-padded in rows and K
+template <class Tile>
+void blocked_pack_x(float* packed, const float* x, int M, int K) {
+  constexpr int kMR = Tile::kMR, kLanes = Tile::kLanes;
+  const int chunks = (K + kLanes - 1) / kLanes;
+  for (int tile = 0; tile * kMR < M; tile++) {
+    for (int c = 0; c < chunks; c++) {
+      for (int i = 0; i < kMR; i++) {
+        const int m = tile * kMR + i;
+        for (int lane = 0; lane < kLanes; lane++) {
+          const int k = c * kLanes + lane;
+          *packed++ = m < M && k < K ? x[static_cast<size_t>(m) * K + k] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
 template <class Tile>
 void blocked_linear_columns(float* out, const float* xs, const void* w, int M, int K, int N, int n0, int n1) {
   if (M == 1) {

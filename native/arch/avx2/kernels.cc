@@ -53,8 +53,6 @@ inline float hsum(__m256 v) {
 // Packed x: row tiles of kMR rows (the last one zero-padded), each tile a run of K chunks of kLanes, and a chunk
 // holds kLanes consecutive k of each of the kMR rows: [tile][chunk][row][lane]. The micro-kernel then reads one
 // sequential stream instead of kMR strided rows. K is zero-padded to whole chunks.
-inline int chunks_of(int K) { return (K + kLanes - 1) / kLanes; }
-
 // From this many rows on, the linear runs as an outer-product GEMM on packed weight panels (below, "panel path");
 // under it, as dot products on the weights in place (the micro-kernel above), which needs no weight packing.
 constexpr int kPanelMinM = 8;
@@ -165,29 +163,6 @@ struct Panel {
   }
 };
 
-size_t linear_packed_size_avx2(int M, int K) {
-  if (M == 1) return 0;  // GEMV reads the one row of x directly
-  // panel path: x as [tile of kPR rows][k][row], zero-padded rows
-  if (M >= kPanelMinM) return panel_packed_size<Panel>(M, K);
-  return static_cast<size_t>((M + kMR - 1) / kMR) * chunks_of(K) * kMR * kLanes;
-}
-
-void linear_pack_avx2(float* packed, const float* x, int M, int K) {
-  if (M >= kPanelMinM) return panel_pack_x<Panel>(packed, x, M, K);
-  const int chunks = chunks_of(K);
-  for (int tile = 0; tile * kMR < M; tile++) {
-    for (int c = 0; c < chunks; c++) {
-      for (int i = 0; i < kMR; i++) {
-        const int m = tile * kMR + i;
-        for (int lane = 0; lane < kLanes; lane++) {
-          const int k = c * kLanes + lane;
-          *packed++ = m < M && k < K ? x[static_cast<size_t>(m) * K + k] : 0.0f;
-        }
-      }
-    }
-  }
-}
-
 template <WeightType W>
 struct Tile {
   static constexpr int kMR = ::sqap::kMR, kNR = ::sqap::kNR, kLanes = ::sqap::kLanes, kKC = ::sqap::kKC,
@@ -203,6 +178,17 @@ struct Tile {
 };
 
 #include "../linear_blocking.h"
+
+size_t linear_packed_size_avx2(int M, int K) {
+  if (M == 1) return 0;  // GEMV reads the one row of x directly
+  if (M >= kPanelMinM) return panel_packed_size<Panel>(M, K);
+  return blocked_packed_size<Tile<WeightType::f32>>(M, K);  // the tile's sizes do not depend on the weight type
+}
+
+void linear_pack_avx2(float* packed, const float* x, int M, int K) {
+  if (M >= kPanelMinM) return panel_pack_x<Panel>(packed, x, M, K);
+  blocked_pack_x<Tile<WeightType::f32>>(packed, x, M, K);
+}
 
 template <WeightType W>
 void linear_columns(float* out, const float* xs, const void* w, int M, int K, int N, int n0, int n1) {

@@ -142,31 +142,6 @@ inline float hsum(__m512 v) {
 
 inline __mmask16 tail_mask(int count) { return static_cast<__mmask16>((1u << count) - 1); }
 
-// Packed x, as in arch/avx2: [tile of kMR rows][chunk of kLanes k][row][lane], zero-padded in rows and K.
-inline int chunks_of(int K) { return (K + kLanes - 1) / kLanes; }
-
-size_t linear_packed_size_avx512(int M, int K) {
-  if (M == 1) return 0;  // GEMV reads the one row of x directly
-  if (M >= kPanelMinM) return panel_packed_size<Panel>(M, K);
-  return static_cast<size_t>((M + kMR - 1) / kMR) * chunks_of(K) * kMR * kLanes;
-}
-
-void linear_pack_avx512(float* packed, const float* x, int M, int K) {
-  if (M >= kPanelMinM) return panel_pack_x<Panel>(packed, x, M, K);
-  const int chunks = chunks_of(K);
-  for (int tile = 0; tile * kMR < M; tile++) {
-    for (int c = 0; c < chunks; c++) {
-      for (int i = 0; i < kMR; i++) {
-        const int m = tile * kMR + i;
-        for (int lane = 0; lane < kLanes; lane++) {
-          const int k = c * kLanes + lane;
-          *packed++ = m < M && k < K ? x[static_cast<size_t>(m) * K + k] : 0.0f;
-        }
-      }
-    }
-  }
-}
-
 // out[i, n+j] += Σ_{k0 <= k < k1} x[i, k] · w[n+j, k] for i < rows (<= kMR), j < NR.
 // xp: the packed tile at chunk k0/kLanes; w (N,K) in type W; out (rows, N apart)
 template <WeightType W, int NR>
@@ -233,6 +208,17 @@ struct Tile {
 };
 
 #include "../linear_blocking.h"
+
+size_t linear_packed_size_avx512(int M, int K) {
+  if (M == 1) return 0;  // GEMV reads the one row of x directly
+  if (M >= kPanelMinM) return panel_packed_size<Panel>(M, K);
+  return blocked_packed_size<Tile<WeightType::f32>>(M, K);  // the tile's sizes do not depend on the weight type
+}
+
+void linear_pack_avx512(float* packed, const float* x, int M, int K) {
+  if (M >= kPanelMinM) return panel_pack_x<Panel>(packed, x, M, K);
+  blocked_pack_x<Tile<WeightType::f32>>(packed, x, M, K);
+}
 
 template <WeightType W>
 void linear_columns(float* out, const float* xs, const void* w, int M, int K, int N, int n0, int n1) {
