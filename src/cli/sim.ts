@@ -6,7 +6,7 @@ import { UserError } from '../errors.js';
 import { checkOutputDir, checkOutputFile } from '../io/output-path.js';
 import { parseIntegerFlag, parseOptions } from './args.js';
 import { progressBar } from './progress.js';
-import type { RecordSummary } from '../sim/record.js';
+import type { DaggerMeta, RecordSummary } from '../sim/record.js';
 import type { PolicySpec, RunProgress, RunSummary } from '../sim/runner.js';
 import type { TaskInfo } from '../sim/types.js';
 
@@ -72,10 +72,17 @@ ${SELECTION_HELP}
   --name NAME      dataset name, the key in dataset_statistics.json (default sqap_sim)
   --expert-approach hover|funnel  how the expert comes down to objects and place points (default hover):
                    'funnel' descends while it centres, a height that is a continuous function of the image,
-                   which a learned single-frame policy imitates better (docs/demonstrations.md)
+                   which a learned single-frame policy imitates better (docs/demonstrations.md); with
+                   --policy model, the labelling expert's approach (default funnel there)
+  --policy model --model DIR  DAgger: the checkpoint drives, the scripted expert (no noise) labels every state it
+                   reaches with its own command (expert_actions); train on it with 'train --add-demos DIR'
+                   (docs/training.md). --variant V and --backend NAME as in 'sim run'
+  --expert-mix B   with --policy model: per-step probability of executing the expert's command instead (0 to 1,
+                   default 0)
   --json           print the summary as one JSON object on the last stdout line
 
-Episodes come from the scripted expert; all are written, statistics use the successful ones.`;
+Episodes come from the scripted expert (or, with --policy model, the checkpoint); all are written, statistics use
+the successful ones.`;
 
 const SELECTION_OPTIONS = {
   task: { type: 'string', multiple: true },
@@ -371,8 +378,56 @@ async function renderCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** `sim record --policy model`: the DAgger policy spec and its meta.json description; undefined for the expert. */
+async function parseRecordLearner(
+  values: ModelFlags & { policy?: string; 'expert-mix'?: string },
+  approach: 'hover' | 'funnel' | undefined,
+): Promise<{ policy: PolicySpec; dagger: DaggerMeta } | undefined> {
+  const policy = values.policy ?? 'expert';
+  if (policy !== 'expert' && policy !== 'model') throw new UserError(`sim record --policy must be 'expert' or 'model', got '${policy}'.`);
+  const modelFlag = (['model', 'variant', 'backend', 'expert-mix'] as const).find((flag) => values[flag] !== undefined);
+  if (policy === 'expert') {
+    if (modelFlag) throw new UserError(`--${modelFlag} applies to --policy model.`);
+    return undefined;
+  }
+  if (!values.model) throw new UserError('sim record --policy model needs --model DIR (the checkpoint that drives).');
+  let expertMix = 0;
+  if (values['expert-mix'] !== undefined) {
+    expertMix = Number(values['expert-mix']);
+    if (values['expert-mix'].trim() === '' || !Number.isFinite(expertMix) || expertMix < 0 || expertMix > 1) {
+      throw new UserError(`--expert-mix must be a number from 0 to 1, got '${values['expert-mix']}'.`);
+    }
+  }
+  const { parseVariant } = await import('../variant.js');
+  const { parseBackendName } = await import('./act.js');
+  const { DAGGER_POLICY_MODULE } = await import('../eval/dagger-policy.js');
+  const variant = parseVariant(values.variant ?? 'base').name;
+  const labelApproach = approach ?? 'funnel';
+  return {
+    policy: {
+      module: DAGGER_POLICY_MODULE,
+      options: { model: resolve(values.model), variant, backend: parseBackendName(values.backend ?? 'auto'), expertMix, approach: labelApproach },
+    },
+    dagger: { model: values.model, variant, expert_mix: expertMix, label_approach: labelApproach },
+  };
+}
+
 async function recordCommand(argv: string[]): Promise<number> {
-  const values = parseOptions(argv, { ...SELECTION_OPTIONS, out: { type: 'string' }, name: { type: 'string' }, 'expert-approach': { type: 'string' } }, 'sim record');
+  const values = parseOptions(
+    argv,
+    {
+      ...SELECTION_OPTIONS,
+      out: { type: 'string' },
+      name: { type: 'string' },
+      'expert-approach': { type: 'string' },
+      policy: { type: 'string' },
+      model: { type: 'string' },
+      variant: { type: 'string' },
+      backend: { type: 'string' },
+      'expert-mix': { type: 'string' },
+    },
+    'sim record',
+  );
   if (values.help) {
     console.log(RECORD_USAGE);
     return 0;
@@ -388,6 +443,7 @@ async function recordCommand(argv: string[]): Promise<number> {
   if (approach !== undefined && approach !== 'hover' && approach !== 'funnel') {
     throw new UserError(`--expert-approach must be 'hover' or 'funnel', got '${approach}'.`);
   }
+  const learner = await parseRecordLearner(values, approach);
   const out = checkOutputDir(values.out);
 
   const { recordDemonstrations } = await import('../sim/record.js');
@@ -399,7 +455,7 @@ async function recordCommand(argv: string[]): Promise<number> {
       episodes,
       seed,
       out,
-      ...(approach !== undefined ? { policy: { expert: { approach } } } : {}),
+      ...(learner ? learner : approach !== undefined ? { policy: { expert: { approach } } } : {}),
       ...(values.name !== undefined ? { datasetName: values.name } : {}),
       ...(workers !== undefined ? { workers } : {}),
       ...(imageSize !== undefined ? { imageSize } : {}),
@@ -409,7 +465,7 @@ async function recordCommand(argv: string[]): Promise<number> {
     progress.stop();
   }
   if (values.json) {
-    console.log(summaryJson(summary, { policy: 'expert', seed }));
+    console.log(summaryJson(summary, { policy: learner ? 'model' : 'expert', seed }));
     return 0;
   }
   printRunSummary(summary);

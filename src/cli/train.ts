@@ -3,7 +3,7 @@ import { UserError } from '../errors.js';
 import { parseOptions } from './args.js';
 import { getBackend } from '../tensor/backends/index.js';
 import { getGradBackend } from '../tensor/backends/grad-index.js';
-import { checkTrainOptions, train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
+import { checkTrainOptions, RESUMED_SETTINGS, train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
 import { PRESETS } from '../train/presets.js';
 import { parseBackendName } from './act.js';
 import { progressBar } from './progress.js';
@@ -17,7 +17,10 @@ with 'sqap-vla sim record' (docs/training.md). OUT becomes a checkpoint in the O
 sim run --policy model, eval and serve load; OUT/training/ holds what --resume needs; OUT/loss.jsonl and
 OUT/loss.png are the learning curve.
 
-  --demos DIR          a 'sim record' directory (successful episodes are used)
+  --demos DIR          a 'sim record' directory (successful episodes are used); its action statistics become the
+                       checkpoint's norm_stats and its highest seeds the held-out set
+  --add-demos DIR      (repeatable) another recording whose episodes join the training set, e.g. a DAgger one
+                       ('sim record --policy model', every labelled step used, failed episodes too)
   --out DIR            run directory (created); with --resume, the run to continue
   --preset NAME        model size: ${Object.keys(PRESETS).join(', ')} (default ${TRAIN_DEFAULTS.preset})
   --steps N            optimizer steps in all (default ${TRAIN_DEFAULTS.steps}); a resumed run may raise it
@@ -57,15 +60,26 @@ OUT/loss.png are the learning curve.
                        small roll/pitch corrections in ~40 central bins instead of all 256 (docs/training.md)
   --init DIR           start from this checkpoint's weights and tokenizer (fresh optimizer)
   --init-vision DIR    start only the vision backbones from this checkpoint; projector and decoder fresh
-  --resume             continue the run in --out exactly where its last checkpoint left it
+  --resume             continue the run in --out exactly where its last checkpoint left it (its data, schedule and,
+                       unless given again, its evaluation and save settings)
   --backend NAME       auto, ref, native (default auto)
   --json               print a summary as one JSON object on the last stdout line
 
 Progress (loss, learning rate, samples/s, ETA) is a bar on a terminal, else one line every 10 s on stderr.`;
 
+/** the flag of each setting a resumed run keeps */
+const RESUMED_FLAGS = {
+  evalEvery: 'eval-every',
+  evalSamples: 'eval-samples',
+  evalEpisodes: 'eval-episodes',
+  saveEverySteps: 'save-every-steps',
+  saveEverySeconds: 'save-every',
+} as const satisfies Record<(typeof RESUMED_SETTINGS)[number], string>;
+
 export async function runTrainCommand(argv: string[]): Promise<number> {
   const values = parseOptions(argv, {
       demos: { type: 'string' },
+      'add-demos': { type: 'string', multiple: true },
       out: { type: 'string' },
       preset: { type: 'string' },
       steps: { type: 'string' },
@@ -116,6 +130,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
   const d = TRAIN_DEFAULTS;
   const options: TrainOptions = {
     demos: values.demos,
+    ...(values['add-demos'] ? { addDemos: values['add-demos'].map((dir) => resolve(dir)) } : {}),
     out: values.out,
     preset: values.preset ?? d.preset,
     steps: num('steps', d.steps, true),
@@ -153,6 +168,13 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
   if (values.resume && values.steps === undefined) {
     const saved = (readRunState(options.out).options as Partial<TrainOptions>).steps;
     if (typeof saved === 'number') options.steps = saved;
+  }
+  // ... and keeps evaluating and saving as it did unless those flags are given again
+  if (values.resume) {
+    const saved = readRunState(options.out).options as Partial<TrainOptions>;
+    for (const key of RESUMED_SETTINGS) {
+      if (values[RESUMED_FLAGS[key]] === undefined && typeof saved[key] === 'number') options[key] = saved[key];
+    }
   }
   if (!values.resume && hasResumeState(options.out)) {
     throw new UserError(`${options.out} already holds a training run; continue it with --resume or choose another --out`);

@@ -41,6 +41,12 @@ export interface DemoMeta {
   episodes_per_task: number;
   /** the scripted expert's approach ('hover' or 'funnel', src/sim/experts.ts); absent for other policies */
   expert_approach?: 'hover' | 'funnel';
+  /**
+   * A DAgger recording (sim record --policy model): a checkpoint drove, the scripted expert labelled every state
+   * (expert_actions). Its failed episodes are training data too: they are the states the checkpoint's own mistakes
+   * reach, with the expert's command from each (src/train/dataset.ts reads them).
+   */
+  dagger?: DaggerMeta;
   image: { width: number; height: number; channels: 3; dtype: 'uint8'; layout: 'THWC' };
   camera: CameraParams | null;
   action_space: { dims: 7; names: string[]; low: number; high: number; doc: string };
@@ -68,12 +74,24 @@ export function computeDatasetStatistics(
   };
 }
 
+export interface DaggerMeta {
+  /** the checkpoint that drove, as given */
+  model: string;
+  variant: string;
+  /** per-step probability that the expert's command was executed instead of the model's action */
+  expert_mix: number;
+  /** the labelling expert's approach */
+  label_approach: 'hover' | 'funnel';
+}
+
 export interface RecordSpec extends Omit<RunSpec, 'policy' | 'frames'> {
   out: string;
   /** default 'expert' */
   policy?: RunSpec['policy'];
   /** key of dataset_statistics.json (OpenVLA's unnorm_key); default 'sqap_sim' */
   datasetName?: string;
+  /** written to meta.json when `policy` is the DAgger policy (src/eval/dagger-policy.ts) */
+  dagger?: DaggerMeta;
 }
 
 export interface RecordSummary extends RunSummary {
@@ -137,6 +155,7 @@ export async function recordDemonstrations(spec: RecordSpec): Promise<RecordSumm
     seed: spec.seed,
     episodes_per_task: spec.episodes,
     ...expertApproach(runSpec.policy),
+    ...(spec.dagger ? { dagger: spec.dagger } : {}),
     image: {
       width: first?.imageSize[0] ?? 0,
       height: first?.imageSize[1] ?? 0,

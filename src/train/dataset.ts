@@ -1,6 +1,6 @@
-// Behaviour-cloning samples streamed from a `sim record` directory (docs/demonstrations.md): the successful
-// episodes' steps, each an (agent-view frame, instruction, action) triple. Only the low-dim data is held in memory;
-// a sample's frame is read from its episode's .rgb file on demand, so a recording of any size trains in a few MB.
+// Behaviour-cloning samples streamed from `sim record` directories (docs/demonstrations.md): the successful
+// episodes' steps (and every labelled step of a DAgger recording), each an (agent-view frame, instruction, action)
+// triple. Only the low-dim data is held in memory; a sample's frame is read from its episode's .rgb file on demand, so a recording of any size trains in a few MB.
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { UserError } from '../errors.js';
@@ -34,6 +34,11 @@ interface EpisodeData {
   camera: PinholeCamera;
 }
 
+function openRecording(dir: string): ReturnType<typeof openDemonstrations> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`demonstrations folder not found: ${dir}`);
+  return openDemonstrations(dir);
+}
+
 export class DemoDataset {
   private constructor(
     readonly dir: string,
@@ -46,43 +51,66 @@ export class DemoDataset {
   ) {}
 
   /**
-   * Opens a recording; `include(taskId, seed)` picks episodes (all successful ones by default). Throws a one-line
-   * UserError when the folder is missing, is not a recording, or has no successful episode.
+   * Opens a recording; `include(taskId, seed)` picks episodes (all successful ones by default). `extraDirs` are more
+   * recordings whose episodes all join (`train --add-demos`, e.g. DAgger recordings), normalized with the first
+   * recording's action statistics (a checkpoint has one set of norm_stats; a DAgger recording's own are of the
+   * states a learner reached, not of the expert's commands). Of a DAgger recording (meta.dagger) the failed episodes
+   * are used too: their steps are the learner's mistakes labelled with the expert's commands. Throws a one-line
+   * UserError when a folder is missing, is not a recording, differs in frame size, or nothing is left to train on.
    */
-  static open(dir: string, include: (taskId: string, seed: number) => boolean = () => true, minActionRange = 0): DemoDataset {
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`demonstrations folder not found: ${dir}`);
-    const demos = openDemonstrations(dir);
+  static open(
+    dir: string,
+    include: (taskId: string, seed: number) => boolean = () => true,
+    minActionRange = 0,
+    extraDirs: readonly string[] = [],
+  ): DemoDataset {
+    const demos = openRecording(dir);
     const statistics = demos.statistics?.[demos.meta.dataset_name];
     if (!statistics) throw new UserError(`${dir} has no dataset_statistics.json (no successful episode was recorded), so there is nothing to train on`);
     const episodes: EpisodeData[] = [];
     const steps: StepRef[] = [];
-    for (const entry of demos.meta.episodes) {
-      if (!entry.success || !include(entry.task_id, entry.seed)) continue;
-      const ep = demos.episode(entry.index, { frames: false });
-      const file = JSON.parse(fs.readFileSync(nodePath.join(dir, entry.file), 'utf8')) as {
-        frames: { file: string; frame_bytes: number; offsets: number[]; shape: number[] };
-      };
-      const [, height, width] = file.frames.shape;
-      const e = episodes.length;
-      episodes.push({
-        index: entry.index,
-        taskId: entry.task_id,
-        seed: entry.seed,
-        instruction: ep.instruction,
-        // DART-style: imitate the expert's command where the recording has it, not the noisy action it took
-        actions: Float64Array.from((ep.expertActions ?? ep.actions).flat()),
-        framePath: nodePath.join(dir, file.frames.file),
-        frameBytes: file.frames.frame_bytes,
-        offsets: file.frames.offsets,
-        width,
-        height,
-        state: {
-          proprio: ep.proprio,
-          ...(ep.objectPositions ? { objectPositions: ep.objectPositions, fixturePositions: ep.fixturePositions ?? {} } : {}),
-        },
-        camera: ep.camera,
-      });
-      for (let t = 0; t < ep.steps; t++) steps.push({ episode: e, step: t });
+    const sources: [string, ReturnType<typeof openDemonstrations>, (taskId: string, seed: number) => boolean][] = [
+      [dir, demos, include],
+      ...extraDirs.map((extra) => [extra, openRecording(extra), () => true] as [string, ReturnType<typeof openDemonstrations>, () => boolean]),
+    ];
+    for (const [source, recording, picks] of sources) {
+      const labelled = recording.meta.dagger !== undefined;
+      const { width: w0, height: h0 } = demos.meta.image;
+      if (recording.meta.image.width !== w0 || recording.meta.image.height !== h0) {
+        throw new UserError(`${source} has ${recording.meta.image.width}x${recording.meta.image.height} frames, ${dir} has ${w0}x${h0}: a run trains on one frame size`);
+      }
+      let added = 0;
+      for (const entry of recording.meta.episodes) {
+        if ((!entry.success && !labelled) || !picks(entry.task_id, entry.seed)) continue;
+        const ep = recording.episode(entry.index, { frames: false });
+        if (labelled && !ep.expertActions) throw new UserError(`${source}: episode ${entry.index} of a DAgger recording has no expert_actions`);
+        const file = JSON.parse(fs.readFileSync(nodePath.join(source, entry.file), 'utf8')) as {
+          frames: { file: string; frame_bytes: number; offsets: number[]; shape: number[] };
+        };
+        const [, height, width] = file.frames.shape;
+        const e = episodes.length;
+        episodes.push({
+          index: entry.index,
+          taskId: entry.task_id,
+          seed: entry.seed,
+          instruction: ep.instruction,
+          // DART-style: imitate the expert's command where the recording has it, not the noisy action it took
+          actions: Float64Array.from((ep.expertActions ?? ep.actions).flat()),
+          framePath: nodePath.join(source, file.frames.file),
+          frameBytes: file.frames.frame_bytes,
+          offsets: file.frames.offsets,
+          width,
+          height,
+          state: {
+            proprio: ep.proprio,
+            ...(ep.objectPositions ? { objectPositions: ep.objectPositions, fixturePositions: ep.fixturePositions ?? {} } : {}),
+          },
+          camera: ep.camera,
+        });
+        for (let t = 0; t < ep.steps; t++) steps.push({ episode: e, step: t });
+        added++;
+      }
+      if (source !== dir && added === 0) throw new UserError(`${source} has no episodes to train on (an expert recording contributes its successful ones)`);
     }
     if (steps.length === 0) throw new UserError(`${dir} has no successful episodes for the chosen tasks and seeds`);
     // the statistics the targets are normalized with are the ones the checkpoint's norm_stats carry (widenActionStats)

@@ -37,6 +37,8 @@ import { Gradients } from './gradients.js';
 
 export interface TrainOptions {
   demos: string;
+  /** more recordings whose episodes join the training set (e.g. DAgger ones); statistics and held-out stay --demos' */
+  addDemos?: string[];
   out: string;
   preset: string;
   steps: number;
@@ -102,7 +104,13 @@ export const TRAIN_DEFAULTS: Omit<TrainOptions, 'demos' | 'out'> = {
 };
 
 /** Options a resumed run takes from its checkpoint, not from the command line (they define the run). */
-const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps', 'visionSteps', 'auxWeight', 'queryAuxWeight', 'labelSigma', 'auxPool', 'heatmapWeight', 'cropScale', 'minActionRange'] as const;
+const RUN_DEFINING = ['preset', 'batch', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'clipNorm', 'seed', 'holdoutPerTask', 'augment', 'steps', 'visionSteps', 'auxWeight', 'queryAuxWeight', 'labelSigma', 'auxPool', 'heatmapWeight', 'cropScale', 'minActionRange', 'addDemos'] as const;
+
+/**
+ * Settings of how a run reports and saves, stored with it too: `train --resume` keeps them when their flags are not
+ * given again (src/cli/train.ts), so a resumed run goes on evaluating and saving as it did.
+ */
+export const RESUMED_SETTINGS = ['evalEvery', 'evalSamples', 'evalEpisodes', 'saveEverySteps', 'saveEverySeconds'] as const;
 
 export interface StepReport {
   step: number;
@@ -255,7 +263,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
 
   const everything = DemoDataset.open(o.demos);
   const held = heldOutEpisodes(everything, o.holdoutPerTask);
-  const dataset = DemoDataset.open(o.demos, (task, seed) => !held.has(`${task}#${seed}`), o.minActionRange);
+  const dataset = DemoDataset.open(o.demos, (task, seed) => !held.has(`${task}#${seed}`), o.minActionRange, o.addDemos ?? []);
   const heldOut = o.holdoutPerTask > 0 ? DemoDataset.open(o.demos, (task, seed) => held.has(`${task}#${seed}`), o.minActionRange) : undefined;
 
   let files: RunFiles;
@@ -338,7 +346,7 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
 
   const evalRefs = heldOut ? Array.from({ length: Math.min(o.evalSamples, heldOut.steps.length) }, (_, i) => heldOut.steps[Math.floor((i * heldOut.steps.length) / Math.min(o.evalSamples, heldOut.steps.length))]) : [];
   const evalSampler = heldOut ? { ...sampler, dataset: heldOut } : undefined;
-  const runOptions = Object.fromEntries(RUN_DEFINING.map((k) => [k, o[k]]));
+  const runOptions = Object.fromEntries([...RUN_DEFINING, ...RESUMED_SETTINGS].map((k) => [k, o[k]]));
   const save = () => {
     saveRun(o.out, files, params, optimizer, { step, options: runOptions, samplesSeen, trainSeconds });
     plotLog(nodePath.join(o.out, 'loss.png'), readLog(logPath));
