@@ -22,7 +22,8 @@
         "native/generic/int_linear.cc",
         "native/generic/int_ops.cc",
         "native/generic/int_attention.cc",
-        "native/generic/membench.cc"
+        "native/generic/membench.cc",
+        "native/generic/base64.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -524,6 +524,23 @@ Napi::Value StreamRead(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sqap::stream_read(data, n) & 0xFFFFFFFF));
 }
 
+// base64Decode(dst: Uint8Array, src: Uint8Array) -> boolean: src, strict padded standard base64, decoded into dst,
+// which must be exactly its decoded size (generic/base64.cc); false (dst then undefined) for anything else
+Napi::Value Base64Decode(const Napi::CallbackInfo& info) {
+  const char* op = "base64Decode";
+  expect_count(info, 2, op);
+  for (int i = 0; i < 2; i++) {
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      type_error(info.Env(), std::string(op) + (i == 0 ? ": dst" : ": src") + " must be a Uint8Array");
+    }
+  }
+  const size_t dst_bytes = info[0].As<Napi::TypedArray>().ElementLength();
+  const size_t n = info[1].As<Napi::TypedArray>().ElementLength();
+  uint8_t* dst = typed_arg<uint8_t>(info, 0, napi_uint8_array, "Uint8Array", op, "dst", dst_bytes);
+  const uint8_t* src = typed_arg<uint8_t>(info, 1, napi_uint8_array, "Uint8Array", op, "src", n);
+  return Napi::Boolean::New(info.Env(), sqap::base64_decode_strict(dst, dst_bytes, src, n));
+}
+
 // weightTypes() -> { f32: 0, bf16: 1, f16: 2, i8: 3, i4: 4 } (formats.test.ts checks WEIGHT_FORMATS against it)
 Napi::Value WeightTypes(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(info.Env());
@@ -631,6 +648,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionInt", Napi::Function::New(env, AttentionInt));
   exports.Set("weightTypes", Napi::Function::New(env, WeightTypes));
   exports.Set("streamRead", Napi::Function::New(env, StreamRead));
+  exports.Set("base64Decode", Napi::Function::New(env, Base64Decode));
   exports.Set("mapFile", Napi::Function::New(env, MapFile));
   exports.Set("attentionScores", Napi::Function::New(env, AttentionScores));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseActBody, type ModelFacts } from '../../src/serve/act-request.js';
 import { decodeBase64Bytes } from '../../src/serve/base64.js';
+import { nativeBase64Decode } from '../../src/tensor/backends/native.js';
 import { cutBase64Values, MIN_CUT_LENGTH, resolveBase64 } from '../../src/serve/body-parser.js';
 import { BufferPool, MIN_POOLED_BYTES } from '../../src/serve/buffer-pool.js';
 import { RequestError } from '../../src/serve/errors.js';
@@ -55,8 +56,13 @@ test('strict base64 from bytes and from strings accepts exactly what the definit
     }
     const strict = text.length % 4 === 0 && STRICT.test(text);
     const expected = strict ? Buffer.from(text, 'base64') : undefined;
-    const fromBytes = /^[\x00-\x7f]*$/.test(text) ? decodeBase64Bytes(Buffer.from(text, 'latin1')) : undefined;
-    if (/^[\x00-\x7f]*$/.test(text)) assert.deepEqual(fromBytes && Buffer.from(fromBytes), expected, JSON.stringify(text));
+    if (/^[\x00-\x7f]*$/.test(text)) {
+      // the native decoder (when the addon is built) and the JS paths give the same answers
+      for (const native of [true, false]) {
+        const fromBytes = decodeBase64Bytes(Buffer.from(text, 'latin1'), { native });
+        assert.deepEqual(fromBytes && Buffer.from(fromBytes), expected, `${JSON.stringify(text)} native ${native}`);
+      }
+    }
     let fromString: Buffer | undefined;
     try {
       fromString = decodeBase64(text, 'x');
@@ -69,16 +75,33 @@ test('strict base64 from bytes and from strings accepts exactly what the definit
   assert.ok(accepted > 500 && accepted < 2500, `a mix of valid and invalid strings (${accepted} valid)`);
 });
 
+test('the native decoder equals Node\'s on random bytes of every length mod 3, and refuses a wrong destination size', () => {
+  const decode = nativeBase64Decode(new Uint8Array(0), new Uint8Array(0));
+  if (decode === undefined) return; // no addon in this build: decodeBase64Bytes runs the JS paths, tested above
+  assert.equal(decode, true);
+  const next = random(11);
+  for (let length = 1; length < 200; length++) {
+    const bytes = Buffer.from(Array.from({ length }, () => Math.floor(next() * 256)));
+    const text = Buffer.from(bytes.toString('base64'), 'latin1');
+    const out = new Uint8Array(length);
+    assert.equal(nativeBase64Decode(out, text), true, `length ${length}`);
+    assert.deepEqual(Buffer.from(out), bytes);
+    assert.equal(nativeBase64Decode(new Uint8Array(length + 1), text), false, `length ${length}: destination one too big`);
+  }
+});
+
 test('strict base64 from bytes: every byte value outside the alphabet, anywhere in a long value, is refused', () => {
   const valid = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) % 256)).toString('base64');
-  assert.deepEqual(Buffer.from(decodeBase64Bytes(Buffer.from(valid, 'latin1'))!), Buffer.from(valid, 'base64'));
   const alphabet = /[A-Za-z0-9+/]/;
-  for (let byte = 0; byte < 256; byte++) {
-    if (alphabet.test(String.fromCharCode(byte))) continue;
-    for (const at of [0, 1, 1777, valid.length - 3]) {
-      const text = Buffer.from(valid, 'latin1');
-      text[at] = byte;
-      assert.equal(decodeBase64Bytes(text), undefined, `byte ${byte} at ${at}`);
+  for (const native of [true, false]) {
+    assert.deepEqual(Buffer.from(decodeBase64Bytes(Buffer.from(valid, 'latin1'), { native })!), Buffer.from(valid, 'base64'));
+    for (let byte = 0; byte < 256; byte++) {
+      if (alphabet.test(String.fromCharCode(byte))) continue;
+      for (const at of [0, 1, 1777, valid.length - 3]) {
+        const text = Buffer.from(valid, 'latin1');
+        text[at] = byte;
+        assert.equal(decodeBase64Bytes(text, { native }), undefined, `byte ${byte} at ${at}, native ${native}`);
+      }
     }
   }
 });

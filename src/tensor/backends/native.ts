@@ -61,6 +61,7 @@ interface Addon {
     Dh: number, causal: boolean): void;
   weightTypes(): Record<string, number>;
   streamRead(buffer: Uint8Array): number;
+  base64Decode(dst: Uint8Array, src: Uint8Array): boolean;
   mapFile(fd: number, offset: number, length: number): ArrayBuffer | null;
   attentionScores(keyTotals: Float32Array | null, queryProbs: Float32Array | null, rows: Int32Array, q: Float32Array,
     k: Float32Array, T: number, S: number, Hq: number, Hkv: number, Dh: number, causal: boolean): void;
@@ -351,6 +352,16 @@ export function nativeMapFile(fd: number, offset: number, length: number): Array
   // an addon built from older sources (a checkout whose build/ predates the mapping) reads instead of failing
   if (typeof addon?.mapFile !== 'function') return undefined;
   return addon.mapFile(fd, offset, length) ?? undefined;
+}
+
+/**
+ * Strict padded standard base64 `src` decoded into `dst` (exactly its decoded size) in place, without a JS string:
+ * true when decoded, false when `src` is not strict base64 or `dst` is not its size; undefined when the addon is not
+ * built (or predates this function), so the caller decodes in JS.
+ */
+export function nativeBase64Decode(dst: Uint8Array, src: Uint8Array): boolean | undefined {
+  if (typeof addon?.base64Decode !== 'function') return undefined;
+  return addon.base64Decode(dst, src);
 }
 
 /** Why the addon did not load, or undefined when it did. */
