@@ -9,6 +9,7 @@ import { progressBar } from './progress.js';
 import type { DaggerMeta, RecordSummary } from '../sim/record.js';
 import type { PolicySpec, RunProgress, RunSummary } from '../sim/runner.js';
 import type { TaskInfo } from '../sim/types.js';
+import type { BackendName } from '../tensor/backends/index.js';
 
 const USAGE = `usage: sqap-vla sim <subcommand> [options]
 
@@ -83,6 +84,14 @@ ${SELECTION_HELP}
 
 Episodes come from the scripted expert (or, with --policy model, the checkpoint); all are written, statistics use
 the successful ones.`;
+
+/** The flags that name a checkpoint policy, shared by run and record. */
+const MODEL_POLICY_OPTIONS = {
+  policy: { type: 'string' },
+  model: { type: 'string' },
+  variant: { type: 'string' },
+  backend: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
 
 const SELECTION_OPTIONS = {
   task: { type: 'string', multiple: true },
@@ -170,6 +179,13 @@ function checkInstruction(text: string): string {
   return text;
 }
 
+/** --model, --variant and --backend as a checkpoint policy's options (model-policy.ts), each checked. */
+async function checkpointPolicyOptions(model: string, flags: ModelFlags): Promise<{ model: string; variant: string; backend: BackendName }> {
+  const { parseVariant } = await import('../variant.js');
+  const { parseBackendName } = await import('./act.js');
+  return { model: resolve(model), variant: parseVariant(flags.variant ?? 'base').name, backend: parseBackendName(flags.backend ?? 'auto') };
+}
+
 async function parsePolicy(name: string | undefined, optionsJson: string | undefined, flags: ModelFlags): Promise<PolicySpec> {
   const policy = name ?? 'expert';
   const modelFlag = (['model', 'variant', 'backend', 'unnorm-key', 'instruction'] as const).find((flag) => flags[flag] !== undefined);
@@ -177,13 +193,9 @@ async function parsePolicy(name: string | undefined, optionsJson: string | undef
   if (policy === 'model') {
     if (optionsJson !== undefined) throw new UserError("--policy-options applies to a policy module, not 'model' (use --model, --variant).");
     if (!flags.model) throw new UserError('--policy model needs --model DIR (a checkpoint directory).');
-    const { parseVariant } = await import('../variant.js');
-    const { parseBackendName } = await import('./act.js');
     const { MODEL_POLICY_MODULE } = await import('../eval/model-policy.js');
     const options = {
-      model: resolve(flags.model),
-      variant: parseVariant(flags.variant ?? 'base').name,
-      backend: parseBackendName(flags.backend ?? 'auto'),
+      ...(await checkpointPolicyOptions(flags.model, flags)),
       ...(flags['unnorm-key'] !== undefined ? { unnormKey: flags['unnorm-key'] } : {}),
       ...(flags.instruction !== undefined ? { instruction: checkInstruction(flags.instruction) } : {}),
     };
@@ -294,12 +306,9 @@ async function runCommand(argv: string[]): Promise<number> {
     argv,
     {
       ...SELECTION_OPTIONS,
-      policy: { type: 'string' },
+      ...MODEL_POLICY_OPTIONS,
       'policy-options': { type: 'string' },
       frames: { type: 'string' },
-      model: { type: 'string' },
-      variant: { type: 'string' },
-      backend: { type: 'string' },
       'unnorm-key': { type: 'string' },
       instruction: { type: 'string' },
     },
@@ -398,17 +407,12 @@ async function parseRecordLearner(
       throw new UserError(`--expert-mix must be a number from 0 to 1, got '${values['expert-mix']}'.`);
     }
   }
-  const { parseVariant } = await import('../variant.js');
-  const { parseBackendName } = await import('./act.js');
   const { DAGGER_POLICY_MODULE } = await import('../eval/dagger-policy.js');
-  const variant = parseVariant(values.variant ?? 'base').name;
+  const model = await checkpointPolicyOptions(values.model, values);
   const labelApproach = approach ?? 'funnel';
   return {
-    policy: {
-      module: DAGGER_POLICY_MODULE,
-      options: { model: resolve(values.model), variant, backend: parseBackendName(values.backend ?? 'auto'), expertMix, approach: labelApproach },
-    },
-    dagger: { model: values.model, variant, expert_mix: expertMix, label_approach: labelApproach },
+    policy: { module: DAGGER_POLICY_MODULE, options: { ...model, expertMix, approach: labelApproach } },
+    dagger: { model: values.model, variant: model.variant, expert_mix: expertMix, label_approach: labelApproach },
   };
 }
 
@@ -420,10 +424,7 @@ async function recordCommand(argv: string[]): Promise<number> {
       out: { type: 'string' },
       name: { type: 'string' },
       'expert-approach': { type: 'string' },
-      policy: { type: 'string' },
-      model: { type: 'string' },
-      variant: { type: 'string' },
-      backend: { type: 'string' },
+      ...MODEL_POLICY_OPTIONS,
       'expert-mix': { type: 'string' },
     },
     'sim record',
