@@ -125,10 +125,8 @@ void attention_int(float* out, float* probs, const int8_t* q, const float* q_sca
 
 // Benchmarks: read `bytes` of data on every pool thread (XOR of 64-bit words) and return the XOR, so nothing is elided.
 uint64_t stream_read(const uint8_t* data, size_t bytes);
-// Strict padded standard base64 (generic/base64.cc): src (n ASCII bytes) -> dst (exactly base64_decoded_size bytes);
-// false when src is not strict base64 or dst_bytes is not its decoded size. base64_decoded_size is 0 when n is not a
-// positive multiple of 4.
-size_t base64_decoded_size(const uint8_t* src, size_t n);
+// Strict padded standard base64 (generic/base64.cc): src (n ASCII bytes) -> dst (exactly its decoded size,
+// n/4*3 minus the padding); false when src is not strict base64 or dst_bytes is not that size.
 bool base64_decode_strict(uint8_t* dst, size_t dst_bytes, const uint8_t* src, size_t n);
 // Token-pruning scores of the same attention (generic/attention_scores.cc): q (T,Hq,Dh), k (S,Hkv,Dh), rows (R)
 // ascending query indices -> query_probs (Hq,R,S) and key_totals (S) (sum over heads and queries), each skipped

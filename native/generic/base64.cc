@@ -3,8 +3,8 @@
 // reads the body buffer in place. Strict means what Python's b64encode writes: the standard alphabet, padded to a
 // multiple of 4, '=' only as the last one or two characters. Anything else is refused (returns false), never
 // guessed at, so the JS caller answers 400.
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "../kernels.h"
 
@@ -21,19 +21,16 @@ struct Sextets {
 };
 const Sextets kSextets;
 
-}  // namespace
+// '=' characters at the end of a text of n >= 4 characters (0 to 2)
+size_t padding_of(const uint8_t* src, size_t n) { return src[n - 1] == '=' ? (src[n - 2] == '=' ? 2 : 1) : 0; }
 
-size_t base64_decoded_size(const uint8_t* src, size_t n) {
-  if (n % 4 != 0 || n == 0) return 0;
-  const size_t padding = src[n - 1] == '=' ? (src[n - 2] == '=' ? 2 : 1) : 0;
-  return n / 4 * 3 - padding;
-}
+}  // namespace
 
 bool base64_decode_strict(uint8_t* dst, size_t dst_bytes, const uint8_t* src, size_t n) {
   if (n % 4 != 0) return false;
   if (n == 0) return dst_bytes == 0;
-  if (dst_bytes != base64_decoded_size(src, n)) return false;
-  const size_t padding = src[n - 1] == '=' ? (src[n - 2] == '=' ? 2 : 1) : 0;
+  const size_t padding = padding_of(src, n);
+  if (dst_bytes != n / 4 * 3 - padding) return false;
   const int16_t* s = kSextets.value;
   const size_t whole = padding == 0 ? n : n - 4;
   int bad = 0;  // any -1 makes it negative

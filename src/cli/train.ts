@@ -165,13 +165,10 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     throw new UserError(`--resume: no training checkpoint in ${options.out} (expected ${options.out}/training/state.json); drop --resume to start a new run`);
   }
   // a resumed run keeps its own length unless --steps extends it (the default would silently stretch its schedule)
-  if (values.resume && values.steps === undefined) {
-    const saved = (readRunState(options.out).options as Partial<TrainOptions>).steps;
-    if (typeof saved === 'number') options.steps = saved;
-  }
   // ... and keeps evaluating and saving as it did unless those flags are given again
   if (values.resume) {
     const saved = readRunState(options.out).options as Partial<TrainOptions>;
+    if (values.steps === undefined && typeof saved.steps === 'number') options.steps = saved.steps;
     for (const key of RESUMED_SETTINGS) {
       if (values[RESUMED_FLAGS[key]] === undefined && typeof saved[key] === 'number') options[key] = saved[key];
     }

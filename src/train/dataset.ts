@@ -1,6 +1,7 @@
 // Behaviour-cloning samples streamed from `sim record` directories (docs/demonstrations.md): the successful
 // episodes' steps (and every labelled step of a DAgger recording), each an (agent-view frame, instruction, action)
-// triple. Only the low-dim data is held in memory; a sample's frame is read from its episode's .rgb file on demand, so a recording of any size trains in a few MB.
+// triple. Only the low-dim data is held in memory; a sample's frame is read from its episode's .rgb file on demand,
+// so a recording of any size trains in a few MB.
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { UserError } from '../errors.js';
@@ -69,13 +70,13 @@ export class DemoDataset {
     if (!statistics) throw new UserError(`${dir} has no dataset_statistics.json (no successful episode was recorded), so there is nothing to train on`);
     const episodes: EpisodeData[] = [];
     const steps: StepRef[] = [];
-    const sources: [string, ReturnType<typeof openDemonstrations>, (taskId: string, seed: number) => boolean][] = [
-      [dir, demos, include],
-      ...extraDirs.map((extra) => [extra, openRecording(extra), () => true] as [string, ReturnType<typeof openDemonstrations>, () => boolean]),
+    const sources = [
+      { source: dir, recording: demos, picks: include },
+      ...extraDirs.map((extra) => ({ source: extra, recording: openRecording(extra), picks: () => true })),
     ];
-    for (const [source, recording, picks] of sources) {
+    const { width: w0, height: h0 } = demos.meta.image;
+    for (const { source, recording, picks } of sources) {
       const labelled = recording.meta.dagger !== undefined;
-      const { width: w0, height: h0 } = demos.meta.image;
       if (recording.meta.image.width !== w0 || recording.meta.image.height !== h0) {
         throw new UserError(`${source} has ${recording.meta.image.width}x${recording.meta.image.height} frames, ${dir} has ${w0}x${h0}: a run trains on one frame size`);
       }
