@@ -8,8 +8,10 @@ import { f32ToBf16 } from '../src/tensor/dtype.js';
 import { quantizeWeight, quantizedWeightBytes, type QuantizedWeight } from '../src/tensor/formats.js';
 import { Tensor } from '../src/tensor/tensor.js';
 
-export type CaseName = 'f32' | 'bf16' | 'w8a8' | 'w4a8' | 'w4a8-g128' | 'w4a16';
-export const CASES: readonly CaseName[] = ['f32', 'bf16', 'w8a8', 'w4a8', 'w4a8-g128', 'w4a16'];
+// f32-pre / bf16-pre: the same weights prepacked (Backend.prepack), as the model's vision towers and projector hold
+// them at inference; the plain cases are what training and the decoder's float linears run.
+export type CaseName = 'f32' | 'f32-pre' | 'bf16' | 'bf16-pre' | 'w8a8' | 'w4a8' | 'w4a8-g128' | 'w4a16';
+export const CASES: readonly CaseName[] = ['f32', 'f32-pre', 'bf16', 'bf16-pre', 'w8a8', 'w4a8', 'w4a8-g128', 'w4a16'];
 
 export interface LinearCase {
   name: CaseName;
@@ -33,10 +35,14 @@ export function benchActivations(m: number, k: number): Tensor<'f32'> {
 /** One case; `w` is f32 [N,K] row-major. */
 export function makeCase(backend: Backend, name: CaseName, x: Tensor<'f32'>, w: Float32Array, n: number, k: number): LinearCase {
   const wf = Tensor.f32([n, k], w);
-  if (name === 'f32') return { name, weightBytes: 4 * n * k, run: () => backend.linear(x, wf) };
-  if (name === 'bf16') {
+  if (name === 'f32' || name === 'f32-pre') {
+    const weight = name === 'f32' ? wf : backend.prepack(wf);
+    return { name, weightBytes: 4 * n * k, run: () => backend.linear(x, weight) };
+  }
+  if (name === 'bf16' || name === 'bf16-pre') {
     const wb = new Tensor('bf16', [n, k], Uint16Array.from(w, (v) => f32ToBf16(v)));
-    return { name, weightBytes: 2 * n * k, run: () => backend.linear(x, wb) };
+    const weight = name === 'bf16' ? wb : backend.prepack(wb);
+    return { name, weightBytes: 2 * n * k, run: () => backend.linear(x, weight) };
   }
   const q: QuantizedWeight =
     name === 'w8a8' ? quantizeWeight(wf, 'i8') : name === 'w4a8-g128' ? quantizeWeight(wf, 'i4', 128) : quantizeWeight(wf, 'i4');

@@ -9,6 +9,8 @@
 #include <napi.h>
 
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <cstdlib>
 #include <string>
 
@@ -135,6 +137,40 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
   const void* w = weight_arg(info, 2, w_type, op, "w", product(N, K));
   const void* bias = info[4].IsNull() ? nullptr : weight_arg(info, 4, bias_type, op, "bias", N);
   sqap::linear(out, x, w, w_type, bias, bias_type, M, K, N);
+  return info.Env().Undefined();
+}
+
+// f32 (float) or bf16 (uint16 bits): the types a weight may be prepacked from
+WeightType prepack_type_arg(const Napi::CallbackInfo& info, size_t index, const char* op) {
+  const WeightType type = weight_type_arg(info, index, op, "wType");
+  if (type != WeightType::f32 && type != WeightType::bf16) type_error(info.Env(), where(op, "wType") + " must be f32 or bf16");
+  return type;
+}
+
+// prepackWeight(dst, w, wType, N, K): dst (Float32Array for f32, Uint16Array for bf16) of prepackedElements(N, K)
+Napi::Value PrepackWeight(const Napi::CallbackInfo& info) {
+  const char* op = "prepackWeight";
+  expect_count(info, 5, op);
+  const int N = size_arg(info, 3, op, "N"), K = size_arg(info, 4, op, "K");
+  const WeightType w_type = prepack_type_arg(info, 2, op);
+  const void* w = weight_arg(info, 1, w_type, op, "w", product(N, K));
+  void* dst = const_cast<void*>(weight_arg(info, 0, w_type, op, "dst", sqap::prepacked_elements(N, K)));
+  sqap::prepack_weight(dst, w, w_type, N, K);
+  return info.Env().Undefined();
+}
+
+// linearPrepacked(out, x, packed, wType, bias|null, biasType, M, K, N)
+Napi::Value LinearPrepacked(const Napi::CallbackInfo& info) {
+  const char* op = "linearPrepacked";
+  expect_count(info, 9, op);
+  const int M = size_arg(info, 6, op, "M"), K = size_arg(info, 7, op, "K"), N = size_arg(info, 8, op, "N");
+  const WeightType w_type = prepack_type_arg(info, 3, op);
+  const WeightType bias_type = weight_type_arg(info, 5, op, "biasType");
+  float* out = f32_arg(info, 0, op, "out", product(M, N));
+  const float* x = f32_arg(info, 1, op, "x", product(M, K));
+  const void* packed = weight_arg(info, 2, w_type, op, "packed", sqap::prepacked_elements(N, K));
+  const void* bias = info[4].IsNull() ? nullptr : weight_arg(info, 4, bias_type, op, "bias", N);
+  sqap::linear_prepacked(out, x, packed, w_type, bias, bias_type, M, K, N);
   return info.Env().Undefined();
 }
 
@@ -376,6 +412,10 @@ struct Mapping {
   size_t span;
 };
 
+// The live mappings of mapFile (base -> span), so releaseMappedPages can tell a file-backed weight from heap memory.
+std::mutex mappings_mutex;
+std::map<uintptr_t, size_t> live_mappings;
+
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
   const char* op = "mapFile";
   expect_count(info, 3, op);
@@ -398,15 +438,52 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
   void* base = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, static_cast<off_t>(start));
   if (base == MAP_FAILED) return info.Env().Null();
   auto* mapping = new Mapping{base, span};
+  {
+    std::lock_guard<std::mutex> lock(mappings_mutex);
+    live_mappings[reinterpret_cast<uintptr_t>(base)] = span;
+  }
   Napi::Env env = info.Env();
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(span));
   return Napi::ArrayBuffer::New(env, static_cast<char*>(base) + (begin - start), bytes,
                                 [](Napi::Env finalizeEnv, void*, Mapping* m) {
+                                  {
+                                    std::lock_guard<std::mutex> lock(mappings_mutex);
+                                    live_mappings.erase(reinterpret_cast<uintptr_t>(m->base));
+                                  }
                                   munmap(m->base, m->span);
                                   Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -static_cast<int64_t>(m->span));
                                   delete m;
                                 },
                                 mapping);
+#endif
+}
+
+// releaseMappedPages(view) -> boolean: when the typed array lies inside a live mapFile mapping, drop its whole pages
+// from this process's resident set (madvise MADV_DONTNEED) and return true; otherwise (heap memory) do nothing and
+// return false. The mapping is private and the weights in it are never written, so a later read of those pages
+// faults them back in from the file unchanged: this only gives back memory a caller no longer reads (a weight whose
+// prepacked copy replaced it, while the garbage collector has not yet unmapped it).
+Napi::Value ReleaseMappedPages(const Napi::CallbackInfo& info) {
+  const char* op = "releaseMappedPages";
+  expect_count(info, 1, op);
+  if (!info[0].IsTypedArray()) type_error(info.Env(), where(op, "view") + " must be a typed array");
+  Napi::TypedArray view = info[0].As<Napi::TypedArray>();
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(static_cast<char*>(view.ArrayBuffer().Data()) + view.ByteOffset());
+  const uintptr_t end = begin + view.ByteLength();
+#ifdef _WIN32
+  return Napi::Boolean::New(info.Env(), false);
+#else
+  {
+    std::lock_guard<std::mutex> lock(mappings_mutex);
+    auto it = live_mappings.upper_bound(begin);
+    if (it == live_mappings.begin()) return Napi::Boolean::New(info.Env(), false);
+    --it;
+    if (end > it->first + it->second) return Napi::Boolean::New(info.Env(), false);
+  }
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  return Napi::Boolean::New(info.Env(), true);
 #endif
 }
 
@@ -591,7 +668,7 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// info() -> { isa, requestedIsa (string|null), supportedIsas: string[], threads }
+// info() -> { isa, requestedIsa (string|null), supportedIsas: string[], threads, prepackedFast }
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
@@ -607,6 +684,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   }
   result.Set("supportedIsas", supported);
   result.Set("threads", sqap::thread_count());
+  result.Set("prepackedFast", sqap::prepacked_fast());
   return result;
 }
 
@@ -628,6 +706,9 @@ void fix_mmap_threshold() {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fix_mmap_threshold();
   exports.Set("linear", Napi::Function::New(env, Linear));
+  exports.Set("prepackWeight", Napi::Function::New(env, PrepackWeight));
+  exports.Set("linearPrepacked", Napi::Function::New(env, LinearPrepacked));
+  exports.Set("releaseMappedPages", Napi::Function::New(env, ReleaseMappedPages));
   exports.Set("embedding", Napi::Function::New(env, Embedding));
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm));
   exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));

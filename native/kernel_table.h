@@ -74,6 +74,16 @@ constexpr double kExpTaylor[kExpTaylorTerms] = {1.0 / 6227020800, 1.0 / 47900160
                                                 1.0 / 120,        1.0 / 24,        1.0 / 6,        1.0 / 2,
                                                 1.0,              1.0};
 
+// Prepacked float weights (kernels.h prepack_weight): x is repacked into x_size(M, K) floats with pack_x (0: read
+// as it is), then columns(out, xs, packed, w_type, M, K, N, p0, p1) adds x · wᵀ for the columns of panels [p0, p1).
+typedef void (*PrepackedColumnsFn)(float* out, const float* xs, const void* packed, WeightType w_type, int M, int K,
+                                   int N, int p0, int p1);
+struct PrepackedKernels {
+  LinearPackedSizeFn x_size;
+  LinearPackFn pack_x;
+  PrepackedColumnsFn columns;
+};
+
 struct KernelTable {
   Isa isa;
   LinearPackedSizeFn linear_packed_size;
@@ -89,6 +99,7 @@ struct KernelTable {
   DotI8Fn dot_i8;
   AxpyI8Fn axpy_i8;
   ExpShiftFn exp_shift;
+  const PrepackedKernels* prepacked;  // null: the path has no prepacked kernel (the scalar one runs)
 };
 
 // The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.

@@ -1,5 +1,6 @@
 // Our linear kernels against ONNX Runtime's CPU kernels on OpenVLA-7B's Llama shapes, in one process, interleaved,
-// with the same thread count (2 unless --threads N): ORT MatMul (f32) vs our f32 and bf16; ORT DynamicQuantizeMatMul
+// with the same thread count (2 unless --threads N): ORT MatMul (f32, its constant weights prepacked at session
+// creation) vs our f32 and bf16, plain and prepacked (Backend.prepack, as the vision towers run); ORT DynamicQuantizeMatMul
 // (W8A8: int8 weights per column, activations quantized per tensor at run time) vs our W8A8; ORT MatMulNBits (bits 4,
 // block 32, accuracy_level 4 = int8 activations) vs our W4A8 (per channel and group 128) and W4A16.
 // The ONNX models are written in code (onnx-model.ts). Install once: cd bench/peers &&
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
   console.log(`memory bandwidth (256 MiB stream read): ${(bandwidth / 1e9).toFixed(1)} GB/s`);
   console.log('G(FL)OP/s = 2·M·K·N / median time (interleaved calls); ratio = ORT time / our time (> 1: we are faster)\n');
   const pairs: Array<[string, CaseName[]]> = [
-    ['MatMul f32', ['f32', 'bf16']],
+    ['MatMul f32', ['f32', 'f32-pre', 'bf16', 'bf16-pre']],
     ['DynamicQuantizeMatMul', ['w8a8']],
     ['MatMulNBits b4 blk32 acc4', ['w4a8', 'w4a8-g128', 'w4a16']],
   ];

@@ -33,6 +33,31 @@ void linear_columns_scalar(float* out, const float* x, const void* w, int M, int
   }
 }
 
+// Element (n, k) of a prepacked weight (kernels.h, "Prepacked float weights").
+template <WeightType W>
+inline float prepacked_at(const void* packed, int K, int n, int k) {
+  const size_t base = (static_cast<size_t>(n / kPrepackRows) * K + k) * kPrepackRows;
+  const int j = n % kPrepackRows;
+  if constexpr (W == WeightType::f32) return static_cast<const float*>(packed)[base + j];
+  const int half = kPrepackRows / 2;
+  return bf16_to_f32(static_cast<const uint16_t*>(packed)[base + (j < half ? 2 * j : 2 * (j - half) + 1)]);
+}
+
+// out (M,N) += x (M,K) · wᵀ for the columns of panels [p0, p1), w prepacked; f32 accumulation in k order (as
+// linear_columns_scalar).
+template <WeightType W>
+void prepacked_columns_scalar(float* out, const float* x, const void* packed, int M, int K, int N, int p0, int p1) {
+  const int n1 = std::min(N, p1 * kPrepackRows);
+  for (int n = p0 * kPrepackRows; n < n1; n++) {
+    for (int m = 0; m < M; m++) {
+      const float* x_row = x + static_cast<size_t>(m) * K;
+      float sum = 0.0f;
+      for (int k = 0; k < K; k++) sum += x_row[k] * prepacked_at<W>(packed, K, n, k);
+      out[static_cast<size_t>(m) * N + n] += sum;
+    }
+  }
+}
+
 }  // namespace
 
 // The scalar kernel reads x as it is.
@@ -68,7 +93,7 @@ const KernelTable kGenericKernels = {Isa::generic, linear_packed_size_generic, l
                                      linear_columns_generic, dot_generic, axpy_generic, gelu_generic,
                                      silu_mul_generic, int_gemm_generic, quantize_row_generic,
                                      dequant_row_generic, dot_i8_generic, axpy_i8_generic,
-                                     exp_shift_generic};
+                                     exp_shift_generic, nullptr};
 
 // x is repacked once into the ISA's tile layout (activations only: weights are read in place, whatever their dtype),
 // then threads split the output columns N, each streaming its own rows of w, the dominant memory traffic.
@@ -92,6 +117,61 @@ void linear(float* out, const float* x, const void* w, WeightType w_type, const 
       for (int n = n0; n < n1; n++) out_row[n] = bias != nullptr ? weight_at(bias, bias_type, n) : 0.0f;
     }
     table.linear_columns(out, xs, w, w_type, M, K, N, n0, n1);
+  });
+}
+
+size_t prepacked_elements(int N, int K) {
+  return static_cast<size_t>((N + kPrepackRows - 1) / kPrepackRows) * kPrepackRows * K;
+}
+
+// One pass over w, row by row (reads stay sequential; each panel's writes are 32 values apart). Panels are
+// independent, so they are split over the pool.
+void prepack_weight(void* dst, const void* w, WeightType w_type, int N, int K) {
+  const int panels = (N + kPrepackRows - 1) / kPrepackRows;
+  const int half = kPrepackRows / 2;
+  parallel_range(panels, 1, 0, [&](int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+      for (int j = 0; j < kPrepackRows; j++) {
+        const int n = p * kPrepackRows + j;
+        const size_t base = static_cast<size_t>(p) * K * kPrepackRows;
+        if (w_type == WeightType::f32) {
+          float* d = static_cast<float*>(dst) + base + j;
+          const float* row = static_cast<const float*>(w) + static_cast<size_t>(n) * K;
+          for (int k = 0; k < K; k++) d[static_cast<size_t>(k) * kPrepackRows] = n < N ? row[k] : 0.0f;
+        } else {
+          uint16_t* d = static_cast<uint16_t*>(dst) + base + (j < half ? 2 * j : 2 * (j - half) + 1);
+          const uint16_t* row = static_cast<const uint16_t*>(w) + static_cast<size_t>(n) * K;
+          for (int k = 0; k < K; k++) d[static_cast<size_t>(k) * kPrepackRows] = n < N ? row[k] : 0;
+        }
+      }
+    }
+  });
+}
+
+bool prepacked_fast() { return kernels().prepacked != nullptr; }
+
+// As linear(), over whole panels: threads split the panels, each streaming its own.
+void linear_prepacked(float* out, const float* x, const void* packed, WeightType w_type, const void* bias,
+                      WeightType bias_type, int M, int K, int N) {
+  const KernelTable& table = kernels();
+  const PrepackedKernels* kernel = table.prepacked;
+  const size_t packed_floats = kernel != nullptr ? kernel->x_size(M, K) : 0;
+  thread_local std::vector<float> storage;
+  if (packed_floats > 0 && storage.size() < packed_floats + 16) storage.resize(packed_floats + 16);
+  float* xs_storage = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
+  if (packed_floats > 0) kernel->pack_x(xs_storage, x, M, K);
+  const float* xs = packed_floats > 0 ? xs_storage : x;
+  const int panels = (N + kPrepackRows - 1) / kPrepackRows;
+  const double flops = 2.0 * M * K * N;
+  parallel_range(panels, 1, flops < 2e5 ? panels + 1 : 0, [&](int p0, int p1) {
+    const int n0 = p0 * kPrepackRows, n1 = std::min(N, p1 * kPrepackRows);
+    for (int m = 0; m < M; m++) {
+      float* out_row = out + static_cast<size_t>(m) * N;
+      for (int n = n0; n < n1; n++) out_row[n] = bias != nullptr ? weight_at(bias, bias_type, n) : 0.0f;
+    }
+    if (kernel != nullptr) return kernel->columns(out, xs, packed, w_type, M, K, N, p0, p1);
+    if (w_type == WeightType::f32) return prepacked_columns_scalar<WeightType::f32>(out, xs, packed, M, K, N, p0, p1);
+    prepacked_columns_scalar<WeightType::bf16>(out, xs, packed, M, K, N, p0, p1);
   });
 }
 

@@ -124,6 +124,13 @@ export interface OpenVlaLoadOptions {
   onProgress?: (done: number, total: number) => void;
   /** builds the decoder from its tensors (quantized checkpoints and quantize-at-load, src/quant); default Llama.load */
   loadDecoder?: (source: TensorSource, textConfig: Record<string, unknown>) => Llama;
+  /**
+   * Prepack the vision towers' and the projector's weights for the backend's GEMM (Backend.prepack): default true,
+   * false (or SQAP_PREPACK=0 in the environment) keeps them as stored. The decoder's float linears stay as stored:
+   * its decode steps (one row) read weights in place. Training never loads through here with prepacking (its
+   * weights change every step).
+   */
+  prepack?: boolean;
 }
 
 export class OpenVla {
@@ -155,7 +162,9 @@ export class OpenVla {
       const total = checkpoint.keys().length;
       let done = 0;
       const source = checkpointSource(checkpoint, () => options.onProgress?.(++done, total));
-      return OpenVla.fromSource(config, preprocessor, source, backend, dir, options.loadDecoder);
+      const model = OpenVla.fromSource(config, preprocessor, source, backend, dir, options.loadDecoder);
+      const prepack = options.prepack ?? process.env.SQAP_PREPACK !== '0';
+      return prepack ? model.withPrepackedVision() : model;
     } finally {
       checkpoint.close();
     }
@@ -180,6 +189,12 @@ export class OpenVla {
       throw new UserError(`${path}: projector maps ${projector.inputWidth} -> ${projector.outputWidth}, but vision width is ${visionWidth} and LLM width ${llm.config.hidden}`);
     }
     return new OpenVla(config, preprocessor, backbones, projector, llm, backend, path);
+  }
+
+  /** The same model with the vision towers and projector prepacked (OpenVlaLoadOptions.prepack). */
+  withPrepackedVision(): OpenVla {
+    return new OpenVla(this.config, this.preprocessor, this.backbones.map((b) => b.prepacked()), this.projector.prepacked(),
+      this.llm, this.backend, this.path);
   }
 
   /** image -> pixel values [1, 3*backbones, H, W] */

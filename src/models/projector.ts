@@ -1,12 +1,14 @@
 // OpenVLA's "fused-gelu-mlp" projector: fc1 -> GELU -> fc2 -> GELU -> fc3, vision features to LLM width.
-import type { Backend, WeightTensor } from '../tensor/backend.js';
+import type { Backend, LinearWeight, WeightTensor } from '../tensor/backend.js';
+import { isFloatTensor } from '../tensor/formats.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
 import { readWeight, type TensorSource } from './weights.js';
 
 export class Projector {
   constructor(
-    readonly layers: [WeightTensor, WeightTensor][],
+    /** weight (as stored, or prepacked for inference), bias */
+    readonly layers: [LinearWeight, WeightTensor][],
     readonly backend: Backend,
   ) {}
 
@@ -19,6 +21,11 @@ export class Projector {
       readWeight(source, `${name}.bias`),
     ]);
     return new Projector(layers, backend);
+  }
+
+  /** The same projector with its weights prepacked (Backend.prepack; inference only, as VisionTransformer.prepacked). */
+  prepacked(): Projector {
+    return new Projector(this.layers.map(([w, b]) => [isFloatTensor(w) ? this.backend.prepack(w) : w, b]), this.backend);
   }
 
   get inputWidth(): number {

@@ -2,8 +2,9 @@
 // embeddings only on patches) and SigLIP (no prefix tokens). Pre-norm blocks, exact GELU, LayerNorm eps 1e-6.
 // OpenVLA reads the output of the second-to-last block with prefix tokens dropped and no final norm
 // (timm get_intermediate_layers(n={depth-2})), so `penultimatePatches` runs only depth-1 blocks.
-import type { Backend, WeightTensor } from '../tensor/backend.js';
+import type { Backend, LinearWeight, WeightTensor } from '../tensor/backend.js';
 import { concatRows, Tensor } from '../tensor/tensor.js';
+import { isFloatTensor } from '../tensor/formats.js';
 import { countBlocks, readWeight, type TensorSource } from './weights.js';
 
 const LAYER_NORM_EPS = 1e-6;
@@ -21,20 +22,21 @@ export interface VitConfig {
   registers: number;
 }
 
+/** The linears hold their weight as stored, or prepacked for inference (VisionTransformer.prepacked). */
 interface VitBlock {
   norm1: [WeightTensor, WeightTensor];
-  qkv: [WeightTensor, WeightTensor];
-  proj: [WeightTensor, WeightTensor];
+  qkv: [LinearWeight, WeightTensor];
+  proj: [LinearWeight, WeightTensor];
   ls1?: WeightTensor;
   norm2: [WeightTensor, WeightTensor];
-  fc1: [WeightTensor, WeightTensor];
-  fc2: [WeightTensor, WeightTensor];
+  fc1: [LinearWeight, WeightTensor];
+  fc2: [LinearWeight, WeightTensor];
   ls2?: WeightTensor;
 }
 
 export interface VitWeights {
   /** [D, 3*P*P] (the conv kernel flattened in (c, kh, kw) order) */
-  patchWeight: WeightTensor;
+  patchWeight: LinearWeight;
   patchBias: WeightTensor;
   /** [1, nPatches, D] (timm no_embed_class: prefix tokens get no position embedding) or [1, nPrefix+nPatches, D] */
   posEmbed: Tensor<'f32'>;
@@ -132,6 +134,21 @@ export class VisionTransformer {
   static load(source: TensorSource, heads: number, backend: Backend): VisionTransformer {
     const { config, weights } = loadVit(source, heads);
     return new VisionTransformer(config, weights, backend);
+  }
+
+  /**
+   * The same tower with every linear weight in the backend's prepacked layout (Backend.prepack): the same outputs,
+   * faster GEMMs, one copy of each weight (the stored one is dropped). For inference only: weights must not change.
+   */
+  prepacked(): VisionTransformer {
+    const bk = this.backend;
+    const pack = ([w, b]: [LinearWeight, WeightTensor]): [LinearWeight, WeightTensor] => [isFloatTensor(w) ? bk.prepack(w) : w, b];
+    const weights: VitWeights = {
+      ...this.weights,
+      patchWeight: isFloatTensor(this.weights.patchWeight) ? bk.prepack(this.weights.patchWeight) : this.weights.patchWeight,
+      blocks: this.weights.blocks.map((b) => ({ ...b, qkv: pack(b.qkv), proj: pack(b.proj), fc1: pack(b.fc1), fc2: pack(b.fc2) })),
+    };
+    return new VisionTransformer(this.config, weights, bk);
   }
 
   get numPrefixTokens(): number {

@@ -1,11 +1,14 @@
-import type { QuantizedWeight } from './formats.js';
+import type { PrepackedFloatWeight, QuantizedWeight } from './formats.js';
 import type { Tensor } from './tensor.js';
 
 /** A weight matrix as stored: f32, or bf16/f16 kept in the checkpoint's dtype and converted inside the kernel. */
 export type WeightTensor = Tensor<'f32'> | Tensor<'bf16'> | Tensor<'f16'>;
 
-/** What `linear` accepts: a float weight, or an integer one (src/tensor/formats.ts), dequantized in the kernel. */
-export type LinearWeight = WeightTensor | QuantizedWeight;
+/**
+ * What `linear` accepts: a float weight, an integer one (src/tensor/formats.ts) dequantized in the kernel, or a float
+ * one a backend prepacked for inference (`Backend.prepack`).
+ */
+export type LinearWeight = WeightTensor | QuantizedWeight | PrepackedFloatWeight;
 
 /**
  * Integer activations: per-row symmetric codes. Rows are the product of the leading dims of `shape`; for attention
@@ -81,6 +84,14 @@ export interface Backend {
    * inside the kernel (W4A16/W8A16: f32 activations, f32 accumulation).
    */
   linear(x: Tensor<'f32'>, w: LinearWeight, bias?: WeightTensor): Tensor<'f32'>;
+
+  /**
+   * w [N,K] in this backend's fastest layout for `linear`, for a weight that never changes afterwards (inference):
+   * the same products in the same order as `linear` on w where the layout has a kernel, so results match the
+   * unpacked weight's. Returns w itself when there is nothing to gain (ref; a native path without a prepacked kernel;
+   * f16 weights). Never for weights that training updates.
+   */
+  prepack(w: WeightTensor): LinearWeight;
 
   // ---- integer path (docs/quantization.md, "Kernel contract"): ref and native agree bit for bit ----
 

@@ -149,6 +149,57 @@ export function isQuantizedWeight(w: unknown): w is QuantizedWeight {
   return typeof w === 'object' && w !== null && (w as { kind?: unknown }).kind === 'quantized';
 }
 
+/**
+ * A float weight w [N,K] rearranged by a backend into its GEMM's panel layout once, for inference: the weight must
+ * never change afterwards (Backend.prepack; training never prepacks). The only copy held. Layout (native/kernels.h,
+ * "Prepacked float weights"): panels of PREPACK_ROWS weight rows, each K groups of 32 values; see prepackedIndex.
+ */
+export interface PrepackedFloatWeight {
+  readonly kind: 'prepacked';
+  /** the type it was packed from, and the type of `data`'s values: f32 values or bf16 bits */
+  readonly format: 'f32' | 'bf16';
+  readonly shape: readonly [number, number];
+  /** the backend whose kernels read this layout */
+  readonly backend: string;
+  readonly data: Float32Array | Uint16Array;
+}
+
+/** Weight rows per panel of the prepacked layout (native/kernels.h kPrepackRows). */
+export const PREPACK_ROWS = 32;
+
+export function isPrepackedWeight(w: unknown): w is PrepackedFloatWeight {
+  return typeof w === 'object' && w !== null && (w as { kind?: unknown }).kind === 'prepacked';
+}
+
+/** Elements of a prepacked [N,K] weight: whole panels, rows past N zero. */
+export function prepackedSize(N: number, K: number): number {
+  return Math.ceil(N / PREPACK_ROWS) * PREPACK_ROWS * K;
+}
+
+/**
+ * Where w[n,k] lives in the prepacked layout: panel p = n / 32 holds, for each k, 32 values at (p·K + k)·32. f32:
+ * slot j = n mod 32. bf16: slot 2j for j < 16 and 2(j - 16) + 1 above, so one 32-bit lane holds rows j and j + 16.
+ */
+export function prepackedIndex(format: 'f32' | 'bf16', K: number, n: number, k: number): number {
+  const j = n % PREPACK_ROWS;
+  const half = PREPACK_ROWS / 2;
+  const slot = format === 'f32' ? j : j < half ? 2 * j : 2 * (j - half) + 1;
+  return (Math.floor(n / PREPACK_ROWS) * K + k) * PREPACK_ROWS + slot;
+}
+
+/** The weight back in [N,K] row-major (f32 values or bf16 bits), exactly; a fresh array per call. */
+export function unpackPrepacked(w: PrepackedFloatWeight): Float32Array | Uint16Array {
+  const [N, K] = w.shape;
+  const out = w.format === 'f32' ? new Float32Array(N * K) : new Uint16Array(N * K);
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[n * K + k] = w.data[prepackedIndex(w.format, K, n, k)];
+  return out;
+}
+
+/** A float weight as stored (a Tensor), not a quantized or prepacked one. */
+export function isFloatTensor(w: unknown): w is Tensor<'f32'> | Tensor<'bf16'> | Tensor<'f16'> {
+  return !isQuantizedWeight(w) && !isPrepackedWeight(w);
+}
+
 /** Round half to even (the rounding of every quantizer here; IEEE's default, torch.round's). */
 export function roundHalfEven(v: number): number {
   const r = Math.round(v); // rounds halves up

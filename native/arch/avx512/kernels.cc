@@ -63,13 +63,25 @@ constexpr int kPNB = SQAP_AVX512_PANEL_NB;
 
 // out[i, j] += Σ_{k < kc} ap[k·kPR + i] · bp[k·kPN + j] for i < rows (<= MR), j < cols (<= kPN). MR is 12, or 6 for
 // a last tile of at most 6 rows (the packed tile is still kPR rows apart).
-template <int MR>
-inline void panel_kernel(float* out, int N, int rows, int cols, const float* ap, const float* bp, int kc) {
+// B is f32 [k][kPN] (a packed panel, or a prepacked f32 one), or with kBf16Pairs a prepacked bf16 panel: one 64-byte
+// k-row whose 32-bit lane i holds columns i (low half) and 16 + i (high half), widened exactly by a shift and a mask
+// (kernels.h, "Prepacked float weights"). Same products in the same order either way.
+template <int MR, bool kBf16Pairs = false>
+inline void panel_kernel(float* out, int N, int rows, int cols, const float* ap, const void* bpv, int kc) {
   __m512 c[MR][2];
   for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
-  for (int k = 0; k < kc; k++, ap += kPR, bp += kPN) {
-    const __m512 b0 = _mm512_loadu_ps(bp);
-    const __m512 b1 = _mm512_loadu_ps(bp + 16);
+  const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (int k = 0; k < kc; k++, ap += kPR) {
+    __m512 b0, b1;
+    if constexpr (kBf16Pairs) {
+      const __m512i pairs = _mm512_loadu_si512(static_cast<const uint16_t*>(bpv) + static_cast<size_t>(k) * kPN);
+      b0 = _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16));
+      b1 = _mm512_castsi512_ps(_mm512_and_si512(pairs, high_half));
+    } else {
+      const float* bp = static_cast<const float*>(bpv) + static_cast<size_t>(k) * kPN;
+      b0 = _mm512_loadu_ps(bp);
+      b1 = _mm512_loadu_ps(bp + 16);
+    }
     for (int i = 0; i < MR; i++) {
       const __m512 a = _mm512_set1_ps(ap[i]);
       c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
@@ -105,6 +117,44 @@ struct Panel {
     panel_kernel<kPR / 2>(out, N, rows, cols, ap, bp, kc);
   }
 };
+
+// Prepacked weights: a panel of kernels.h's layout is this path's packed panel (f32) or its bf16 pairs, so the
+// register kernel runs on it in place; x is packed as for the panel path, for every M.
+static_assert(kPN == kPrepackRows, "the AVX-512 panel is the prepacked panel");
+
+template <WeightType W>
+void prepacked_columns(float* out, const float* xs, const void* packed, int M, int K, int N, int p0, int p1) {
+  constexpr size_t kBytes = W == WeightType::f32 ? 4 : 2;
+  const int tiles = (M + kPR - 1) / kPR;
+  const size_t tile_stride = static_cast<size_t>(K) * kPR;
+  for (int k0 = 0; k0 < K; k0 += kPKC) {
+    const int kc = k0 + kPKC < K ? kPKC : K - k0;
+    for (int p = p0; p < p1; p++) {
+      const int n = p * kPN;
+      const int cols = N - n < kPN ? N - n : kPN;
+      const void* bp = static_cast<const char*>(packed) + (static_cast<size_t>(p) * K + k0) * kPN * kBytes;
+      for (int t = 0; t < tiles; t++) {
+        const int rows = M - t * kPR < kPR ? M - t * kPR : kPR;
+        float* o = out + static_cast<size_t>(t) * kPR * N + n;
+        const float* ap = xs + t * tile_stride + static_cast<size_t>(k0) * kPR;
+        constexpr bool kPairs = W == WeightType::bf16;
+        if (rows > kPR / 2) {
+          panel_kernel<kPR, kPairs>(o, N, rows, cols, ap, bp, kc);
+        } else {
+          panel_kernel<kPR / 2, kPairs>(o, N, rows, cols, ap, bp, kc);
+        }
+      }
+    }
+  }
+}
+
+size_t prepacked_x_size_avx512(int M, int K) { return panel_packed_size<Panel>(M, K); }
+void prepacked_pack_x_avx512(float* packed, const float* x, int M, int K) { panel_pack_x<Panel>(packed, x, M, K); }
+void prepacked_columns_avx512(float* out, const float* xs, const void* packed, WeightType w_type, int M, int K, int N,
+                              int p0, int p1) {
+  if (w_type == WeightType::f32) return prepacked_columns<WeightType::f32>(out, xs, packed, M, K, N, p0, p1);
+  prepacked_columns<WeightType::bf16>(out, xs, packed, M, K, N, p0, p1);
+}
 
 template <WeightType W>
 inline __m512 load16(const void* w, size_t i, __mmask16 mask) {
@@ -267,15 +317,17 @@ void axpy_avx512(float* y, float alpha, const float* x, int n) {
 
 }  // namespace
 
+const PrepackedKernels kAvx512Prepacked = {prepacked_x_size_avx512, prepacked_pack_x_avx512, prepacked_columns_avx512};
+
 // AVX-512 without VNNI runs the integer GEMM on the AVX2 maddubs kernel
 const KernelTable kAvx512Kernels = {Isa::avx512,          linear_packed_size_avx512, linear_pack_avx512,
                                     linear_columns_avx512, dot_avx512,                axpy_avx512,
                                     gelu_avx2,             silu_mul_avx2,             int_gemm_avx2,
-                                    quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2};
+                                    quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, &kAvx512Prepacked};
 const KernelTable kAvx512VnniKernels = {Isa::avx512vnni,     linear_packed_size_avx512, linear_pack_avx512,
                                         linear_columns_avx512, dot_avx512,                axpy_avx512,
                                         gelu_avx2,             silu_mul_avx2,             int_gemm_avx512vnni,
-                                        quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2};
+                                        quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, &kAvx512Prepacked};
 
 }  // namespace sqap
 
@@ -291,7 +343,7 @@ namespace sqap {
 const KernelTable kAvx512Kernels = {Isa::generic,          linear_packed_size_generic, linear_pack_generic,
                                     linear_columns_generic, dot_generic,                axpy_generic,
                                     gelu_generic,           silu_mul_generic,           int_gemm_generic,
-                                    quantize_row_generic,   dequant_row_generic, dot_i8_generic, axpy_i8_generic, exp_shift_generic};
+                                    quantize_row_generic,   dequant_row_generic, dot_i8_generic, axpy_i8_generic, exp_shift_generic, nullptr};
 const KernelTable kAvx512VnniKernels = kAvx512Kernels;
 }
 

@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { AttentionOptions, AttentionResult, AttentionScores, Backend, QuantizedActivations, WeightTensor } from '../backend.js';
-import { floatFormat, isQuantizedWeight, packWeight, WEIGHT_FORMATS, type PackedWeight, type QuantizedWeight } from '../formats.js';
+import { floatFormat, isPrepackedWeight, isQuantizedWeight, packWeight, prepackedSize, WEIGHT_FORMATS, type PackedWeight, type PrepackedFloatWeight, type QuantizedWeight } from '../formats.js';
 import { checkHadamardBlock } from './ref-int.js';
 import { sameShape, shapeSize, Tensor } from '../tensor.js';
 
@@ -22,6 +22,8 @@ export interface NativeInfo {
   supportedIsas: NativeIsa[];
   /** worker threads, the calling thread included (SQAP_THREADS overrides) */
   threads: number;
+  /** the current path has a prepacked float GEMM kernel (Backend.prepack packs only then) */
+  prepackedFast: boolean;
 }
 
 type WeightArray = Float32Array | Uint16Array;
@@ -30,6 +32,10 @@ type WeightArray = Float32Array | Uint16Array;
 interface Addon {
   linear(out: Float32Array, x: Float32Array, w: WeightArray, wType: number, bias: WeightArray | null,
     biasType: number, M: number, K: number, N: number): void;
+  prepackWeight(dst: Float32Array | Uint16Array, w: WeightArray, wType: number, N: number, K: number): void;
+  releaseMappedPages(view: ArrayBufferView): boolean;
+  linearPrepacked(out: Float32Array, x: Float32Array, packed: Float32Array | Uint16Array, wType: number,
+    bias: WeightArray | null, biasType: number, M: number, K: number, N: number): void;
   embedding(out: Float32Array, table: WeightArray, tableType: number, ids: Int32Array, V: number, D: number): void;
   layerNorm(out: Float32Array, x: Float32Array, weight: WeightArray, weightType: number, bias: WeightArray,
     biasType: number, M: number, D: number, eps: number): void;
@@ -156,6 +162,16 @@ function makeBackend(native: Addon): Backend {
           bias ? bias.data : null, bias ? weightType(bias) : 0, m, k, n);
         return Tensor.f32([...x.shape.slice(0, -1), n], out);
       }
+      if (isPrepackedWeight(w)) {
+        const [n, k] = w.shape;
+        check(w.backend === 'native', () => `linear: a weight prepacked by '${w.backend}' cannot run on native`);
+        check(lastDim(x) === k && (!bias || bias.size === n), () => `linear: x ${x}, bias ${bias} do not match w [${w.shape}]`);
+        const m = leadingRows(x);
+        const out = new Float32Array(m * n);
+        native.linearPrepacked(out, x.data, w.data, WEIGHT_FORMATS[w.format].code, bias ? bias.data : null,
+          bias ? weightType(bias) : 0, m, k, n);
+        return Tensor.f32([...x.shape.slice(0, -1), n], out);
+      }
       check(w.rank === 2 && lastDim(x) === w.shape[1], () => `linear: x ${x} does not match w ${w}`);
       const [n, k] = w.shape;
       check(!bias || bias.size === n, () => `linear: bias ${bias} does not match w ${w}`);
@@ -163,6 +179,21 @@ function makeBackend(native: Addon): Backend {
       const out = new Float32Array(m * n);
       native.linear(out, x.data, w.data, weightType(w), bias ? bias.data : null, bias ? weightType(bias) : 0, m, k, n);
       return Tensor.f32([...x.shape.slice(0, -1), n], out);
+    },
+
+    // w [N,K] -> panels (native/kernels.h "Prepacked float weights") where the current path has their kernel
+    prepack(w) {
+      check(w.rank === 2, () => `prepack: expected a weight [N,K], got ${w}`);
+      if (w.dtype === 'f16' || !native.info().prepackedFast) return w;
+      const [n, k] = w.shape;
+      const data = w.dtype === 'f32' ? new Float32Array(prepackedSize(n, k)) : new Uint16Array(prepackedSize(n, k));
+      native.prepackWeight(data, w.data, weightType(w), n, k);
+      // A memory-mapped weight (src/io/safetensors.ts) is now read in full and resident, and stays so until the
+      // collector unmaps it: give its pages back now, or a prepacked model holds its vision weights twice (+1.4
+      // GiB on an OpenVLA-7B). Heap weights are left alone (freed when collected).
+      native.releaseMappedPages(w.data);
+      const packed: PrepackedFloatWeight = { kind: 'prepacked', format: w.dtype, shape: [n, k], backend: 'native', data };
+      return packed;
     },
 
     // table [V,D], ids [T] -> [T,D]
@@ -348,6 +379,14 @@ export function nativeStreamRead(buffer: Uint8Array): number {
  * are read when first touched and count as resident only then; unmapped when the buffer is collected), or undefined
  * when the addon is not built, the range is not inside the file, or the platform cannot map.
  */
+/**
+ * Drops the resident pages of a typed array that lies in a memory-mapped file (nativeMapFile) and returns true; the
+ * data stays readable (faulted back in from the file). False for anything else, or without the addon.
+ */
+export function nativeReleaseMappedPages(view: ArrayBufferView): boolean {
+  return typeof addon?.releaseMappedPages === 'function' ? addon.releaseMappedPages(view) : false;
+}
+
 export function nativeMapFile(fd: number, offset: number, length: number): ArrayBuffer | undefined {
   // an addon built from older sources (a checkout whose build/ predates the mapping) reads instead of failing
   if (typeof addon?.mapFile !== 'function') return undefined;

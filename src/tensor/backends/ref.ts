@@ -2,7 +2,7 @@
 // oracle every other backend is tested against. Math in float64 JS numbers, results stored as float32.
 import type { AttentionOptions, AttentionResult, Backend, LinearWeight, WeightTensor } from '../backend.js';
 import { floatAt, type AnyTypedArray } from '../dtype.js';
-import { codeAt, isQuantizedWeight, scaleAt } from '../formats.js';
+import { codeAt, isPrepackedWeight, isQuantizedWeight, scaleAt, unpackPrepacked } from '../formats.js';
 import { attentionInt, fwht, linearInt, linearIntAccumulators, quantizeActivations } from './ref-int.js';
 import { sameShape, Tensor } from '../tensor.js';
 
@@ -20,6 +20,10 @@ function reader(w: WeightTensor): (i: number) => number {
 
 /** Element reader of a linear weight as w[n·K + k]; integer weights dequantize to f32(code · scale). */
 function linearReader(w: LinearWeight): (i: number) => number {
+  if (isPrepackedWeight(w)) {
+    const values = unpackPrepacked(w);
+    return w.format === 'f32' ? (i) => values[i] : (i) => floatAt('bf16', values, i);
+  }
   if (!isQuantizedWeight(w)) return reader(w);
   const K = w.shape[1];
   const { codes, scales } = w; // once: a packed weight rebuilds them on every read
@@ -241,6 +245,8 @@ function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, options
 export const refBackend: Backend = {
   name: 'ref',
   linear,
+  // the oracle reads weights as stored: no layout of its own
+  prepack: (w) => w,
   embedding,
   layerNorm,
   rmsNorm,
