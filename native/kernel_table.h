@@ -84,6 +84,12 @@ struct PrepackedKernels {
   PrepackedColumnsFn columns;
 };
 
+// One query row of float attention on keys laid out transposed: kt [Dh][S] (key s of dimension d at kt[d·S + s]),
+// v rows v_stride floats apart. p (visible) = softmax over s < visible of scale · q·k_s (the probabilities, written),
+// out (Dh) = Σ_s p_s · v_s. q (Dh).
+typedef void (*AttentionRowFn)(float* out, float* p, const float* q, const float* kt, int S, const float* v,
+                               size_t v_stride, int visible, int Dh, float scale);
+
 struct KernelTable {
   Isa isa;
   LinearPackedSizeFn linear_packed_size;
@@ -100,6 +106,7 @@ struct KernelTable {
   AxpyI8Fn axpy_i8;
   ExpShiftFn exp_shift;
   const PrepackedKernels* prepacked;  // null: the path has no prepacked kernel (the scalar one runs)
+  AttentionRowFn attention_row;       // null: attention runs on dot/axpy over k as stored
 };
 
 // The portable kernels, also used to fill the SIMD tables on compilers/architectures that cannot build them.

@@ -16,10 +16,41 @@ void attention(float* out, float* probs, const float* q, const float* k, const f
   const int group = Hq / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
   constexpr int kQueriesPerTask = 8;
+  constexpr int kMinRowKernelQueries = 4;
   const int query_blocks = (T + kQueriesPerTask - 1) / kQueriesPerTask;
   const size_t q_stride = static_cast<size_t>(Hq) * Dh;   // between tokens of q and out
   const size_t kv_stride = static_cast<size_t>(Hkv) * Dh;  // between tokens of k and v
 
+  // With a row kernel (and more than a few queries, so transposing the keys pays for itself) each kv head's keys
+  // are transposed once to [Dh][S], and every query row's scores, softmax and weighted sum run in the kernel.
+  if (table.attention_row != nullptr && T >= kMinRowKernelQueries) {
+    thread_local std::vector<float> transposed;
+    const size_t head_floats = static_cast<size_t>(Dh) * S;
+    if (transposed.size() < head_floats * Hkv) transposed.resize(head_floats * Hkv);
+    float* kt = transposed.data();
+    parallel_for(Hkv, [&](int g) {
+      float* dst = kt + g * head_floats;
+      for (int s = 0; s < S; s++) {
+        const float* row = k + s * kv_stride + static_cast<size_t>(g) * Dh;
+        for (int d = 0; d < Dh; d++) dst[static_cast<size_t>(d) * S + s] = row[d];
+      }
+    });
+    parallel_for(Hq * query_blocks, [&](int task) {
+      const int h = task / query_blocks;
+      const int t0 = (task % query_blocks) * kQueriesPerTask;
+      const int t1 = std::min(T, t0 + kQueriesPerTask);
+      const int kv_head = h / group;
+      std::vector<float> scratch(probs != nullptr ? 0 : S);
+      for (int t = t0; t < t1; t++) {
+        const int visible = causal ? std::min(S, S - T + t + 1) : S;
+        float* p = probs != nullptr ? probs + (static_cast<size_t>(h) * T + t) * S : scratch.data();
+        table.attention_row(out + t * q_stride + static_cast<size_t>(h) * Dh, p, q + t * q_stride + static_cast<size_t>(h) * Dh,
+                            kt + kv_head * head_floats, S, v + static_cast<size_t>(kv_head) * Dh, kv_stride, visible, Dh, scale);
+        if (probs != nullptr) std::fill(p + visible, p + S, 0.0f);
+      }
+    });
+    return;
+  }
   parallel_for(Hq * query_blocks, [&](int task) {
     const int h = task / query_blocks;
     const int t0 = (task % query_blocks) * kQueriesPerTask;

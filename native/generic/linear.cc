@@ -93,7 +93,7 @@ const KernelTable kGenericKernels = {Isa::generic, linear_packed_size_generic, l
                                      linear_columns_generic, dot_generic, axpy_generic, gelu_generic,
                                      silu_mul_generic, int_gemm_generic, quantize_row_generic,
                                      dequant_row_generic, dot_i8_generic, axpy_i8_generic,
-                                     exp_shift_generic, nullptr};
+                                     exp_shift_generic, nullptr, nullptr};
 
 // x is repacked once into the ISA's tile layout (activations only: weights are read in place, whatever their dtype),
 // then threads split the output columns N, each streaming its own rows of w, the dominant memory traffic.

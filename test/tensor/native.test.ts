@@ -134,6 +134,11 @@ function opSuite(isa: NativeIsa, native: Backend): void {
       [6, 23, 6, 3, 16],
       [13, 13, 4, 1, 65],
       [17, 40, 2, 2, 17],
+      // the row kernel (T >= 4 on AVX-512): 64-key blocks and a masked tail, Dh with a masked last vector (72, as
+      // SigLIP-So400m's heads), Dh over 128 (two accumulator passes)
+      [4, 4, 1, 1, 8],
+      [70, 150, 4, 2, 72],
+      [9, 200, 2, 1, 136],
     ];
     for (const [t, s, hq, hkv, dh] of cases) {
       for (const causal of [false, true]) {

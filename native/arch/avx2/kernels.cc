@@ -236,11 +236,11 @@ void axpy_avx2(float* y, float alpha, const float* x, int n) {
 
 const KernelTable kAvx2Kernels = {Isa::avx2, linear_packed_size_avx2, linear_pack_avx2, linear_columns_avx2,
                                   dot_avx2,   axpy_avx2,               gelu_avx2,        silu_mul_avx2,
-                                  int_gemm_avx2, quantize_row_avx2, dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, nullptr};
+                                  int_gemm_avx2, quantize_row_avx2, dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, nullptr, nullptr};
 // AVX2 + AVX-VNNI: the same float kernels, vpdpbusd for the integer GEMM
 const KernelTable kAvxVnniKernels = {Isa::avxvnni, linear_packed_size_avx2, linear_pack_avx2, linear_columns_avx2,
                                      dot_avx2,     axpy_avx2,               gelu_avx2,        silu_mul_avx2,
-                                     int_gemm_avxvnni, quantize_row_avx2, dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, nullptr};
+                                     int_gemm_avxvnni, quantize_row_avx2, dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, nullptr, nullptr};
 
 }  // namespace sqap
 
@@ -255,7 +255,7 @@ const KernelTable kAvxVnniKernels = {Isa::avxvnni, linear_packed_size_avx2, line
 namespace sqap {
 const KernelTable kAvx2Kernels = {Isa::generic, linear_packed_size_generic, linear_pack_generic, linear_columns_generic,
                                   dot_generic,   axpy_generic,               gelu_generic,        silu_mul_generic,
-                                  int_gemm_generic, quantize_row_generic, dequant_row_generic, dot_i8_generic, axpy_i8_generic, exp_shift_generic, nullptr};
+                                  int_gemm_generic, quantize_row_generic, dequant_row_generic, dot_i8_generic, axpy_i8_generic, exp_shift_generic, nullptr, nullptr};
 const KernelTable kAvxVnniKernels = kAvx2Kernels;
 }
 

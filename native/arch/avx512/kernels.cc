@@ -3,6 +3,7 @@
 //
 // Why not _mm512_dpbf16_ps (AVX512-BF16)? It multiplies bf16 by bf16, so x would have to be rounded to bf16 and
 // linear would lose f32 accuracy; widening bf16 weights by a shift is exact and cheap next to the FMA.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -315,6 +316,138 @@ void axpy_avx512(float* y, float alpha, const float* x, int n) {
   }
 }
 
+// e^x for the softmax's shifted scores (x <= 0), 16 at a time: Cephes expf's reduction x = n·ln2 + r (ln2 in two
+// parts), e^r by its degree-6 polynomial (relative error about 1e-7), times 2^n by scalef. Below -87.3 the input is
+// clamped (e^x < 1.2e-38 there, far under the probabilities' tolerance).
+inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(y, n);
+}
+
+// out (width <= 16·NV) = Σ_{s < visible} p[s] · v[s·v_stride + i]: NV accumulators held in registers over all keys
+template <int NV>
+inline void weighted_rows(float* out, const float* p, const float* v, size_t v_stride, int visible, int width) {
+  const __mmask16 last = tail_mask(width - 16 * (NV - 1));
+  // NV <= 4: even and odd keys into two sets of accumulators (eight chains hide the FMA latency), added at the end
+  constexpr int kSets = NV <= 4 ? 2 : 1;
+  __m512 acc[kSets][NV];
+  for (int j = 0; j < kSets; j++)
+    for (int i = 0; i < NV; i++) acc[j][i] = _mm512_setzero_ps();
+  int s = 0;
+  for (; s + kSets <= visible; s += kSets) {
+#pragma GCC unroll 2
+    for (int j = 0; j < kSets; j++) {
+      const __m512 ps = _mm512_set1_ps(p[s + j]);
+      const float* row = v + static_cast<size_t>(s + j) * v_stride;
+#pragma GCC unroll 8
+      for (int i = 0; i < NV - 1; i++) acc[j][i] = _mm512_fmadd_ps(ps, _mm512_loadu_ps(row + 16 * i), acc[j][i]);
+      acc[j][NV - 1] = _mm512_fmadd_ps(ps, _mm512_maskz_loadu_ps(last, row + 16 * (NV - 1)), acc[j][NV - 1]);
+    }
+  }
+  for (; s < visible; s++) {
+    const __m512 ps = _mm512_set1_ps(p[s]);
+    const float* row = v + static_cast<size_t>(s) * v_stride;
+#pragma GCC unroll 8
+    for (int i = 0; i < NV - 1; i++) acc[0][i] = _mm512_fmadd_ps(ps, _mm512_loadu_ps(row + 16 * i), acc[0][i]);
+    acc[0][NV - 1] = _mm512_fmadd_ps(ps, _mm512_maskz_loadu_ps(last, row + 16 * (NV - 1)), acc[0][NV - 1]);
+  }
+  if constexpr (kSets == 2) {
+    for (int i = 0; i < NV; i++) acc[0][i] = _mm512_add_ps(acc[0][i], acc[1][i]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < NV - 1; i++) _mm512_storeu_ps(out + 16 * i, acc[0][i]);
+  _mm512_mask_storeu_ps(out + 16 * (NV - 1), last, acc[0][NV - 1]);
+}
+
+void attention_row_avx512(float* out, float* p, const float* q, const float* kt, int S, const float* v,
+                          size_t v_stride, int visible, int Dh, float scale) {
+  // scores: 64 keys at a time, four accumulators sharing each broadcast of q[d]; then 16 (masked) at a time
+  int s = 0;
+  // 128 keys: eight independent accumulators cover the FMA latency (two FMA pipes × four cycles)
+  for (; s + 128 <= visible; s += 128) {
+    __m512 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_ps();
+    for (int d = 0; d < Dh; d++) {
+      const __m512 qd = _mm512_set1_ps(q[d]);
+      const float* row = kt + static_cast<size_t>(d) * S + s;
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; i++) a[i] = _mm512_fmadd_ps(qd, _mm512_loadu_ps(row + 16 * i), a[i]);
+    }
+    const __m512 sc = _mm512_set1_ps(scale);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) _mm512_storeu_ps(p + s + 16 * i, _mm512_mul_ps(a[i], sc));
+  }
+  for (; s + 64 <= visible; s += 64) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int d = 0; d < Dh; d++) {
+      const __m512 qd = _mm512_set1_ps(q[d]);
+      const float* row = kt + static_cast<size_t>(d) * S + s;
+      a0 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(row), a0);
+      a1 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(row + 16), a1);
+      a2 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(row + 32), a2);
+      a3 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(row + 48), a3);
+    }
+    const __m512 sc = _mm512_set1_ps(scale);
+    _mm512_storeu_ps(p + s, _mm512_mul_ps(a0, sc));
+    _mm512_storeu_ps(p + s + 16, _mm512_mul_ps(a1, sc));
+    _mm512_storeu_ps(p + s + 32, _mm512_mul_ps(a2, sc));
+    _mm512_storeu_ps(p + s + 48, _mm512_mul_ps(a3, sc));
+  }
+  for (; s < visible; s += 16) {
+    const __mmask16 mask = tail_mask(visible - s < 16 ? visible - s : 16);
+    __m512 a = _mm512_setzero_ps();
+    for (int d = 0; d < Dh; d++) {
+      a = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_maskz_loadu_ps(mask, kt + static_cast<size_t>(d) * S + s), a);
+    }
+    _mm512_mask_storeu_ps(p + s, mask, _mm512_mul_ps(a, _mm512_set1_ps(scale)));
+  }
+  // softmax
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (s = 0; s < visible; s += 16) {
+    const __mmask16 mask = tail_mask(visible - s < 16 ? visible - s : 16);
+    mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), mask, p + s));
+  }
+  const __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  __m512 total = _mm512_setzero_ps();
+  for (s = 0; s < visible; s += 16) {
+    const __mmask16 mask = tail_mask(visible - s < 16 ? visible - s : 16);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p + s), shift));
+    total = _mm512_add_ps(total, _mm512_maskz_mov_ps(mask, e));
+    _mm512_mask_storeu_ps(p + s, mask, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / hsum(total));
+  for (s = 0; s < visible; s += 16) {
+    const __mmask16 mask = tail_mask(visible - s < 16 ? visible - s : 16);
+    _mm512_mask_storeu_ps(p + s, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, p + s), inv));
+  }
+  // out = p · V, 128 dimensions (8 accumulators) at a time
+  for (int d0 = 0; d0 < Dh; d0 += 128) {
+    const int width = Dh - d0 < 128 ? Dh - d0 : 128;
+    const float* vd = v + d0;
+    switch ((width + 15) / 16) {
+      case 1: weighted_rows<1>(out + d0, p, vd, v_stride, visible, width); break;
+      case 2: weighted_rows<2>(out + d0, p, vd, v_stride, visible, width); break;
+      case 3: weighted_rows<3>(out + d0, p, vd, v_stride, visible, width); break;
+      case 4: weighted_rows<4>(out + d0, p, vd, v_stride, visible, width); break;
+      case 5: weighted_rows<5>(out + d0, p, vd, v_stride, visible, width); break;
+      case 6: weighted_rows<6>(out + d0, p, vd, v_stride, visible, width); break;
+      case 7: weighted_rows<7>(out + d0, p, vd, v_stride, visible, width); break;
+      default: weighted_rows<8>(out + d0, p, vd, v_stride, visible, width); break;
+    }
+  }
+}
+
 }  // namespace
 
 const PrepackedKernels kAvx512Prepacked = {prepacked_x_size_avx512, prepacked_pack_x_avx512, prepacked_columns_avx512};
@@ -323,11 +456,11 @@ const PrepackedKernels kAvx512Prepacked = {prepacked_x_size_avx512, prepacked_pa
 const KernelTable kAvx512Kernels = {Isa::avx512,          linear_packed_size_avx512, linear_pack_avx512,
                                     linear_columns_avx512, dot_avx512,                axpy_avx512,
                                     gelu_avx2,             silu_mul_avx2,             int_gemm_avx2,
-                                    quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, &kAvx512Prepacked};
+                                    quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, &kAvx512Prepacked, attention_row_avx512};
 const KernelTable kAvx512VnniKernels = {Isa::avx512vnni,     linear_packed_size_avx512, linear_pack_avx512,
                                         linear_columns_avx512, dot_avx512,                axpy_avx512,
                                         gelu_avx2,             silu_mul_avx2,             int_gemm_avx512vnni,
-                                        quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, &kAvx512Prepacked};
+                                        quantize_row_avx512,   dequant_row_avx2, dot_i8_avx2, axpy_i8_avx2, exp_shift_avx2, &kAvx512Prepacked, attention_row_avx512};
 
 }  // namespace sqap
 
@@ -343,7 +476,7 @@ namespace sqap {
 const KernelTable kAvx512Kernels = {Isa::generic,          linear_packed_size_generic, linear_pack_generic,
                                     linear_columns_generic, dot_generic,                axpy_generic,
                                     gelu_generic,           silu_mul_generic,           int_gemm_generic,
-                                    quantize_row_generic,   dequant_row_generic, dot_i8_generic, axpy_i8_generic, exp_shift_generic, nullptr};
+                                    quantize_row_generic,   dequant_row_generic, dot_i8_generic, axpy_i8_generic, exp_shift_generic, nullptr, nullptr};
 const KernelTable kAvx512VnniKernels = kAvx512Kernels;
 }
 
