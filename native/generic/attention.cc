@@ -21,6 +21,24 @@ void attention(float* out, float* probs, const float* q, const float* k, const f
   const size_t q_stride = static_cast<size_t>(Hq) * Dh;   // between tokens of q and out
   const size_t kv_stride = static_cast<size_t>(Hkv) * Dh;  // between tokens of k and v
 
+  // row(h, kv_head, t, visible, p) for every query row, the pool splitting (query head, block of queries); p is the
+  // row's probabilities (in probs, or per-task scratch), zeroed past `visible` after it. Keys 0 .. visible-1 are
+  // attended; the queries are the last T of the S keys.
+  auto for_each_row = [&](const auto& row) {
+    parallel_for(Hq * query_blocks, [&](int task) {
+      const int h = task / query_blocks;
+      const int t0 = (task % query_blocks) * kQueriesPerTask;
+      const int t1 = std::min(T, t0 + kQueriesPerTask);
+      std::vector<float> scratch(probs != nullptr ? 0 : S);
+      for (int t = t0; t < t1; t++) {
+        const int visible = causal ? std::min(S, S - T + t + 1) : S;
+        float* p = probs != nullptr ? probs + (static_cast<size_t>(h) * T + t) * S : scratch.data();
+        row(h, h / group, t, visible, p);
+        if (probs != nullptr) std::fill(p + visible, p + S, 0.0f);
+      }
+    });
+  };
+
   // With a row kernel (and more than a few queries, so transposing the keys pays for itself) each kv head's keys
   // are transposed once to [Dh][S], and every query row's scores, softmax and weighted sum run in the kernel.
   if (table.attention_row != nullptr && T >= kMinRowKernelQueries) {
@@ -35,51 +53,30 @@ void attention(float* out, float* probs, const float* q, const float* k, const f
         for (int d = 0; d < Dh; d++) dst[static_cast<size_t>(d) * S + s] = row[d];
       }
     });
-    parallel_for(Hq * query_blocks, [&](int task) {
-      const int h = task / query_blocks;
-      const int t0 = (task % query_blocks) * kQueriesPerTask;
-      const int t1 = std::min(T, t0 + kQueriesPerTask);
-      const int kv_head = h / group;
-      std::vector<float> scratch(probs != nullptr ? 0 : S);
-      for (int t = t0; t < t1; t++) {
-        const int visible = causal ? std::min(S, S - T + t + 1) : S;
-        float* p = probs != nullptr ? probs + (static_cast<size_t>(h) * T + t) * S : scratch.data();
-        table.attention_row(out + t * q_stride + static_cast<size_t>(h) * Dh, p, q + t * q_stride + static_cast<size_t>(h) * Dh,
-                            kt + kv_head * head_floats, S, v + static_cast<size_t>(kv_head) * Dh, kv_stride, visible, Dh, scale);
-        if (probs != nullptr) std::fill(p + visible, p + S, 0.0f);
-      }
+    for_each_row([&](int h, int kv_head, int t, int visible, float* p) {
+      table.attention_row(out + t * q_stride + static_cast<size_t>(h) * Dh, p, q + t * q_stride + static_cast<size_t>(h) * Dh,
+                          kt + kv_head * head_floats, S, v + static_cast<size_t>(kv_head) * Dh, kv_stride, visible, Dh, scale);
     });
     return;
   }
-  parallel_for(Hq * query_blocks, [&](int task) {
-    const int h = task / query_blocks;
-    const int t0 = (task % query_blocks) * kQueriesPerTask;
-    const int t1 = std::min(T, t0 + kQueriesPerTask);
-    const int kv_head = h / group;
-    std::vector<float> scratch(probs != nullptr ? 0 : S);
-    for (int t = t0; t < t1; t++) {
-      // Keys 0 .. visible-1 are attended; the queries are the last T of the S keys.
-      const int visible = causal ? std::min(S, S - T + t + 1) : S;
-      float* p = probs != nullptr ? probs + (static_cast<size_t>(h) * T + t) * S : scratch.data();
-      const float* q_row = q + t * q_stride + static_cast<size_t>(h) * Dh;
-      float max_score = -INFINITY;
-      for (int j = 0; j < visible; j++) {
-        p[j] = table.dot(q_row, k + j * kv_stride + static_cast<size_t>(kv_head) * Dh, Dh) * scale;
-        max_score = std::max(max_score, p[j]);
-      }
-      double sum = 0.0;
-      for (int j = 0; j < visible; j++) {
-        p[j] = std::exp(p[j] - max_score);
-        sum += p[j];
-      }
-      const float inv_sum = static_cast<float>(1.0 / sum);
-      float* out_row = out + t * q_stride + static_cast<size_t>(h) * Dh;
-      std::fill(out_row, out_row + Dh, 0.0f);
-      for (int j = 0; j < visible; j++) {
-        p[j] *= inv_sum;
-        table.axpy(out_row, p[j], v + j * kv_stride + static_cast<size_t>(kv_head) * Dh, Dh);
-      }
-      if (probs != nullptr) std::fill(p + visible, p + S, 0.0f);
+  for_each_row([&](int h, int kv_head, int t, int visible, float* p) {
+    const float* q_row = q + t * q_stride + static_cast<size_t>(h) * Dh;
+    float max_score = -INFINITY;
+    for (int j = 0; j < visible; j++) {
+      p[j] = table.dot(q_row, k + j * kv_stride + static_cast<size_t>(kv_head) * Dh, Dh) * scale;
+      max_score = std::max(max_score, p[j]);
+    }
+    double sum = 0.0;
+    for (int j = 0; j < visible; j++) {
+      p[j] = std::exp(p[j] - max_score);
+      sum += p[j];
+    }
+    const float inv_sum = static_cast<float>(1.0 / sum);
+    float* out_row = out + t * q_stride + static_cast<size_t>(h) * Dh;
+    std::fill(out_row, out_row + Dh, 0.0f);
+    for (int j = 0; j < visible; j++) {
+      p[j] *= inv_sum;
+      table.axpy(out_row, p[j], v + j * kv_stride + static_cast<size_t>(kv_head) * Dh, Dh);
     }
   });
 }
