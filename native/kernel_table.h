@@ -144,6 +144,12 @@ void exp_shift_avx2(double* e, int n, double mx);  // arch/avx2/int.cc; the AVX-
 int32_t dot_i8_avx2(const int8_t* a, const int8_t* b, int n);  // arch/avx2/int.cc; the AVX-512 tables use them too
 void axpy_i8_avx2(int32_t* acc, int32_t p, const int8_t* v, int n);
 
+// The softmax numerators of one query row, shared by attention (dot/axpy path) and attention_scores: p[j] =
+// exp(scale·q·k_j - max) for j < visible, keys k_head + j·kv_stride (dot through the current table), summed in f64;
+// returns 1 / sum (the caller normalizes).
+float attention_exp_scores(float* p, const float* q_row, const float* k_head, size_t kv_stride, int visible, int Dh,
+                           float scale);
+
 extern const KernelTable kGenericKernels;
 extern const KernelTable kAvx2Kernels;        // defined even when the compiler lacks AVX2: then it aliases generic
 extern const KernelTable kAvxVnniKernels;     // the AVX2 table with the AVX-VNNI integer GEMM

@@ -9,6 +9,22 @@
 
 namespace sqap {
 
+float attention_exp_scores(float* p, const float* q_row, const float* k_head, size_t kv_stride, int visible, int Dh,
+                           float scale) {
+  const KernelTable& table = kernels();
+  float max_score = -INFINITY;
+  for (int j = 0; j < visible; j++) {
+    p[j] = table.dot(q_row, k_head + j * kv_stride, Dh) * scale;
+    max_score = std::max(max_score, p[j]);
+  }
+  double sum = 0.0;
+  for (int j = 0; j < visible; j++) {
+    p[j] = std::exp(p[j] - max_score);
+    sum += p[j];
+  }
+  return static_cast<float>(1.0 / sum);
+}
+
 // q (T,Hq,Dh), k (S,Hkv,Dh), v (S,Hkv,Dh) -> out (T,Hq·Dh), probs (Hq,T,S) when not null
 void attention(float* out, float* probs, const float* q, const float* k, const float* v, int T, int S, int Hq,
                int Hkv, int Dh, bool causal) {
@@ -60,18 +76,8 @@ void attention(float* out, float* probs, const float* q, const float* k, const f
     return;
   }
   for_each_row([&](int h, int kv_head, int t, int visible, float* p) {
-    const float* q_row = q + t * q_stride + static_cast<size_t>(h) * Dh;
-    float max_score = -INFINITY;
-    for (int j = 0; j < visible; j++) {
-      p[j] = table.dot(q_row, k + j * kv_stride + static_cast<size_t>(kv_head) * Dh, Dh) * scale;
-      max_score = std::max(max_score, p[j]);
-    }
-    double sum = 0.0;
-    for (int j = 0; j < visible; j++) {
-      p[j] = std::exp(p[j] - max_score);
-      sum += p[j];
-    }
-    const float inv_sum = static_cast<float>(1.0 / sum);
+    const float inv_sum = attention_exp_scores(p, q + t * q_stride + static_cast<size_t>(h) * Dh,
+                                               k + static_cast<size_t>(kv_head) * Dh, kv_stride, visible, Dh, scale);
     float* out_row = out + t * q_stride + static_cast<size_t>(h) * Dh;
     std::fill(out_row, out_row + Dh, 0.0f);
     for (int j = 0; j < visible; j++) {

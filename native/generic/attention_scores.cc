@@ -15,7 +15,6 @@ namespace sqap {
 // key_totals (S) when not null. Heads run in parallel; per-head totals are summed in head order (deterministic).
 void attention_scores(float* key_totals, float* query_probs, const int32_t* rows, int R, const float* q,
                       const float* k, int T, int S, int Hq, int Hkv, int Dh, bool causal) {
-  const KernelTable& table = kernels();
   const int group = Hq / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
   const size_t q_stride = static_cast<size_t>(Hq) * Dh;
@@ -32,18 +31,8 @@ void attention_scores(float* key_totals, float* query_probs, const int32_t* rows
     for (int t = 0; t < T; t++) {
       if (totals == nullptr && row_of[t] < 0) continue;
       const int visible = causal ? std::min(S, S - T + t + 1) : S;
-      const float* q_row = q + t * q_stride + static_cast<size_t>(h) * Dh;
-      float max_score = -INFINITY;
-      for (int j = 0; j < visible; j++) {
-        p[j] = table.dot(q_row, k + j * kv_stride + static_cast<size_t>(kv_head) * Dh, Dh) * scale;
-        max_score = std::max(max_score, p[j]);
-      }
-      double sum = 0.0;
-      for (int j = 0; j < visible; j++) {
-        p[j] = std::exp(p[j] - max_score);
-        sum += p[j];
-      }
-      const float inv_sum = static_cast<float>(1.0 / sum);
+      const float inv_sum = attention_exp_scores(p.data(), q + t * q_stride + static_cast<size_t>(h) * Dh,
+                                                 k + static_cast<size_t>(kv_head) * Dh, kv_stride, visible, Dh, scale);
       float* row_out = row_of[t] >= 0 && query_probs != nullptr
                            ? query_probs + (static_cast<size_t>(h) * R + row_of[t]) * S
                            : nullptr;
