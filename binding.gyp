@@ -16,6 +16,7 @@
         "native/arch/avx2/kernels.cc",
         "native/arch/avx2/activations.cc",
         "native/arch/avx512/kernels.cc",
+        "native/arch/avx512/bf16dot.cc",
         "native/arch/avx2/int.cc",
         "native/arch/avxvnni/int.cc",
         "native/arch/avx512/int.cc",

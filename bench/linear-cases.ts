@@ -9,9 +9,11 @@ import { quantizeWeight, quantizedWeightBytes, type QuantizedWeight } from '../s
 import { Tensor } from '../src/tensor/tensor.js';
 
 // f32-pre / bf16-pre: the same weights prepacked (Backend.prepack), as the model's vision towers and projector hold
-// them at inference; the plain cases are what training and the decoder's float linears run.
-export type CaseName = 'f32' | 'f32-pre' | 'bf16' | 'bf16-pre' | 'w8a8' | 'w4a8' | 'w4a8-g128' | 'w4a16';
-export const CASES: readonly CaseName[] = ['f32', 'f32-pre', 'bf16', 'bf16-pre', 'w8a8', 'w4a8', 'w4a8-g128', 'w4a16'];
+// them at inference; the plain cases are what training and the decoder's float linears run. bf16-dot: bf16 weights
+// prepacked for bf16 dot products with x rounded to bf16 (Backend.prepack bf16Activations, what the vision towers
+// run by default on a CPU with AVX512-BF16; elsewhere it is bf16-pre).
+export type CaseName = 'f32' | 'f32-pre' | 'bf16' | 'bf16-pre' | 'bf16-dot' | 'w8a8' | 'w4a8' | 'w4a8-g128' | 'w4a16';
+export const CASES: readonly CaseName[] = ['f32', 'f32-pre', 'bf16', 'bf16-pre', 'bf16-dot', 'w8a8', 'w4a8', 'w4a8-g128', 'w4a16'];
 
 export interface LinearCase {
   name: CaseName;
@@ -39,9 +41,9 @@ export function makeCase(backend: Backend, name: CaseName, x: Tensor<'f32'>, w: 
     const weight = name === 'f32' ? wf : backend.prepack(wf);
     return { name, weightBytes: 4 * n * k, run: () => backend.linear(x, weight) };
   }
-  if (name === 'bf16' || name === 'bf16-pre') {
+  if (name === 'bf16' || name === 'bf16-pre' || name === 'bf16-dot') {
     const wb = new Tensor('bf16', [n, k], Uint16Array.from(w, (v) => f32ToBf16(v)));
-    const weight = name === 'bf16' ? wb : backend.prepack(wb);
+    const weight = name === 'bf16' ? wb : backend.prepack(wb, { bf16Activations: name === 'bf16-dot' });
     return { name, weightBytes: 2 * n * k, run: () => backend.linear(x, weight) };
   }
   const q: QuantizedWeight =

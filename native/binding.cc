@@ -174,6 +174,32 @@ Napi::Value LinearPrepacked(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// prepackWeightDot(dst, w, N, K): w bf16 bits (N,K) -> dst (Uint16Array of prepackedDotElements(N, K)), the bf16-dot
+// layout (kernels.h)
+Napi::Value PrepackWeightDot(const Napi::CallbackInfo& info) {
+  const char* op = "prepackWeightDot";
+  expect_count(info, 4, op);
+  const int N = size_arg(info, 2, op, "N"), K = size_arg(info, 3, op, "K");
+  const void* w = weight_arg(info, 1, WeightType::bf16, op, "w", product(N, K));
+  void* dst = const_cast<void*>(weight_arg(info, 0, WeightType::bf16, op, "dst", sqap::prepacked_dot_elements(N, K)));
+  sqap::prepack_weight_dot(static_cast<uint16_t*>(dst), static_cast<const uint16_t*>(w), N, K);
+  return info.Env().Undefined();
+}
+
+// linearPrepackedDot(out, x, packed, bias|null, biasType, M, K, N)
+Napi::Value LinearPrepackedDot(const Napi::CallbackInfo& info) {
+  const char* op = "linearPrepackedDot";
+  expect_count(info, 8, op);
+  const int M = size_arg(info, 5, op, "M"), K = size_arg(info, 6, op, "K"), N = size_arg(info, 7, op, "N");
+  const WeightType bias_type = weight_type_arg(info, 4, op, "biasType");
+  float* out = f32_arg(info, 0, op, "out", product(M, N));
+  const float* x = f32_arg(info, 1, op, "x", product(M, K));
+  const void* packed = weight_arg(info, 2, WeightType::bf16, op, "packed", sqap::prepacked_dot_elements(N, K));
+  const void* bias = info[3].IsNull() ? nullptr : weight_arg(info, 3, bias_type, op, "bias", N);
+  sqap::linear_prepacked_dot(out, x, static_cast<const uint16_t*>(packed), bias, bias_type, M, K, N);
+  return info.Env().Undefined();
+}
+
 // embedding(out, table, tableType, ids, V, D)
 Napi::Value Embedding(const Napi::CallbackInfo& info) {
   const char* op = "embedding";
@@ -668,7 +694,7 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// info() -> { isa, requestedIsa (string|null), supportedIsas: string[], threads, prepackedFast }
+// info() -> { isa, requestedIsa (string|null), supportedIsas: string[], threads, prepackedFast, prepackedDotFast }
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
@@ -685,6 +711,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   result.Set("supportedIsas", supported);
   result.Set("threads", sqap::thread_count());
   result.Set("prepackedFast", sqap::prepacked_fast());
+  result.Set("prepackedDotFast", sqap::prepacked_dot_fast());
   return result;
 }
 
@@ -708,6 +735,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linear", Napi::Function::New(env, Linear));
   exports.Set("prepackWeight", Napi::Function::New(env, PrepackWeight));
   exports.Set("linearPrepacked", Napi::Function::New(env, LinearPrepacked));
+  exports.Set("prepackWeightDot", Napi::Function::New(env, PrepackWeightDot));
+  exports.Set("linearPrepackedDot", Napi::Function::New(env, LinearPrepackedDot));
   exports.Set("releaseMappedPages", Napi::Function::New(env, ReleaseMappedPages));
   exports.Set("embedding", Napi::Function::New(env, Embedding));
   exports.Set("layerNorm", Napi::Function::New(env, LayerNorm));

@@ -116,6 +116,22 @@ bool set_isa(Isa isa) {
   return true;
 }
 
+// The bf16-dot kernel runs under an AVX-512 table only (a forced AVX2 or generic path keeps the portable one), on a
+// CPU with AVX512-BF16 (Cooper Lake, Sapphire Rapids, Zen 4 and later; not Ice Lake or Skylake-X).
+const PrepackedDotKernels* prepacked_dot_kernels() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool cpu_has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") != 0;
+  }();
+  const Isa isa = current_isa();
+  if (kAvx512Bf16DotKernels != nullptr && cpu_has && (isa == Isa::avx512 || isa == Isa::avx512vnni)) {
+    return kAvx512Bf16DotKernels;
+  }
+#endif
+  return nullptr;
+}
+
 int requested_isa() { return requested_from_env(); }
 
 int thread_count() { return pool_size(); }

@@ -84,6 +84,24 @@ struct PrepackedKernels {
   PrepackedColumnsFn columns;
 };
 
+// Prepacked bf16-dot weights (kernels.h linear_prepacked_dot): x is rounded and packed into x_size(M, K) 32-bit bf16
+// pairs by pack_x ([tile of 12 rows][q][row], pair (x[m, 2q], x[m, 2q + 1]) low half first, zero rows and k past
+// the ends), then columns(out, xs, packed, M, K, N, p0, p1) adds bf16(x) · wᵀ for the columns of panels [p0, p1).
+typedef size_t (*DotPackedSizeFn)(int M, int K);
+typedef void (*DotPackXFn)(uint32_t* xs, const float* x, int M, int K);
+typedef void (*DotColumnsFn)(float* out, const uint32_t* xs, const uint16_t* packed, int M, int K, int N, int p0,
+                             int p1);
+struct PrepackedDotKernels {
+  DotPackedSizeFn x_size;
+  DotPackXFn pack_x;
+  DotColumnsFn columns;
+};
+constexpr int kDotTileRows = 12;  // rows of x per tile of the packed x (the register tile's height)
+// arch/avx512/bf16dot.cc (AVX512-BF16); null where the compiler cannot build it. Used only when the current table is
+// an AVX-512 one and the CPU has AVX512-BF16 (dispatch.cc, prepacked_dot_kernels).
+extern const PrepackedDotKernels* const kAvx512Bf16DotKernels;
+const PrepackedDotKernels* prepacked_dot_kernels();
+
 // One query row of float attention on keys laid out transposed: kt [Dh][S] (key s of dimension d at kt[d·S + s]),
 // v rows v_stride floats apart. p (visible) = softmax over s < visible of scale · q·k_s (the probabilities, written),
 // out (Dh) = Σ_s p_s · v_s. q (Dh).

@@ -52,6 +52,25 @@ bool prepacked_fast();
 void linear_prepacked(float* out, const float* x, const void* packed, WeightType w_type, const void* bias,
                       WeightType bias_type, int M, int K, int N);
 
+// Prepacked bf16 weights for bf16 dot products (the "bf16-dot" layout), for inference on CPUs with AVX512-BF16:
+// x is rounded to bf16 (round to nearest even, as PyTorch's bf16 inference rounds its activations) and each pair of
+// products is summed by the dot-product instruction, twice the f32 FMA's rate:
+//   out[m, n] = bias[n] + Σ_k bf16(x[m, k]) · w[n, k], products exact, f32 sums in an unspecified order.
+// Panel p holds rows 32p .. 32p+31 (zero at or past N) for Q = ceil(K / 2) pairs of k (k = K zero when K is odd):
+//   packed[((p·Q + q)·32 + j)·2 + e] = w[32p + j, 2q + e]                   for j < 32, e < 2
+// so one 128-byte pair-row is two 512-bit vectors whose 32-bit lane j holds (w[n, 2q], w[n, 2q + 1]).
+// prepacked_dot_fast() is false where the instruction (or a compiler for it) is missing: a portable scalar kernel
+// then runs the same arithmetic (in k order), correct but slow, so callers prepack this way only when it is true.
+size_t prepacked_dot_elements(int N, int K);  // ceil(N / 32) · 32 · 2 · ceil(K / 2)
+void prepack_weight_dot(uint16_t* dst, const uint16_t* w, int N, int K);  // w bf16 bits (N,K)
+bool prepacked_dot_fast();
+// out (M,N) = bf16(x) (M,K) · w (N,K)ᵀ + bias (N), w in the bf16-dot layout
+void linear_prepacked_dot(float* out, const float* x, const uint16_t* packed, const void* bias, WeightType bias_type,
+                          int M, int K, int N);
+// f32 -> bf16 bits, round to nearest even; NaN stays NaN; denormals are flushed to zero first (as the vector
+// conversion instruction does), so the portable and the AVX512-BF16 kernels round x the same way
+uint16_t round_to_bf16(float v);
+
 // out (T,D) = rows ids (T) of table (V,D); the caller checks 0 <= ids[t] < V
 void embedding(float* out, const void* table, WeightType table_type, const int32_t* ids, int T, int D);
 

@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   console.log(`memory bandwidth (256 MiB stream read): ${(bandwidth / 1e9).toFixed(1)} GB/s`);
   console.log('G(FL)OP/s = 2·M·K·N / median time (interleaved calls); ratio = ORT time / our time (> 1: we are faster)\n');
   const pairs: Array<[string, CaseName[]]> = [
-    ['MatMul f32', ['f32', 'f32-pre', 'bf16', 'bf16-pre']],
+    ['MatMul f32', ['f32', 'f32-pre', 'bf16', 'bf16-pre', 'bf16-dot']],
     ['DynamicQuantizeMatMul', ['w8a8']],
     ['MatMulNBits b4 blk32 acc4', ['w4a8', 'w4a8-g128', 'w4a16']],
   ];

@@ -1,6 +1,7 @@
 // linear: the threaded driver (ISA-independent) and the portable scalar column kernel.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "../kernel_table.h"
@@ -53,6 +54,27 @@ void prepacked_columns_scalar(float* out, const float* x, const void* packed, in
       const float* x_row = x + static_cast<size_t>(m) * K;
       float sum = 0.0f;
       for (int k = 0; k < K; k++) sum += x_row[k] * prepacked_at<W>(packed, K, n, k);
+      out[static_cast<size_t>(m) * N + n] += sum;
+    }
+  }
+}
+
+// out (M,N) += bf16(x) (M,K) · wᵀ for the columns of panels [p0, p1), w in the bf16-dot layout; products exact in
+// f32 (8-bit significands), summed in k order.
+void prepacked_dot_columns_scalar(float* out, const float* x, const uint16_t* packed, int M, int K, int N, int p0,
+                                  int p1) {
+  const int Q = (K + 1) / 2;
+  const int n1 = std::min(N, p1 * kPrepackRows);
+  for (int n = p0 * kPrepackRows; n < n1; n++) {
+    const size_t panel = static_cast<size_t>(n / kPrepackRows) * Q;
+    const int j = n % kPrepackRows;
+    for (int m = 0; m < M; m++) {
+      const float* x_row = x + static_cast<size_t>(m) * K;
+      float sum = 0.0f;
+      for (int k = 0; k < K; k++) {
+        const float w = bf16_to_f32(packed[((panel + k / 2) * kPrepackRows + j) * 2 + k % 2]);
+        sum += bf16_to_f32(round_to_bf16(x_row[k])) * w;
+      }
       out[static_cast<size_t>(m) * N + n] += sum;
     }
   }
@@ -172,6 +194,65 @@ void linear_prepacked(float* out, const float* x, const void* packed, WeightType
     if (kernel != nullptr) return kernel->columns(out, xs, packed, w_type, M, K, N, p0, p1);
     if (w_type == WeightType::f32) return prepacked_columns_scalar<WeightType::f32>(out, xs, packed, M, K, N, p0, p1);
     prepacked_columns_scalar<WeightType::bf16>(out, xs, packed, M, K, N, p0, p1);
+  });
+}
+
+}  // namespace sqap
+
+namespace sqap {
+
+uint16_t round_to_bf16(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  if ((u & 0x7F800000u) == 0) u &= 0x80000000u;                      // denormal (or zero) -> signed zero
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);  // NaN stays (quiet) NaN
+  u += 0x7FFFu + ((u >> 16) & 1u);                                      // round to nearest, ties to even
+  return static_cast<uint16_t>(u >> 16);
+}
+
+size_t prepacked_dot_elements(int N, int K) {
+  return static_cast<size_t>((N + kPrepackRows - 1) / kPrepackRows) * kPrepackRows * 2 * ((K + 1) / 2);
+}
+
+// One pass over w, row by row; panels split over the pool.
+void prepack_weight_dot(uint16_t* dst, const uint16_t* w, int N, int K) {
+  const int panels = (N + kPrepackRows - 1) / kPrepackRows;
+  const int Q = (K + 1) / 2;
+  parallel_range(panels, 1, 0, [&](int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+      for (int j = 0; j < kPrepackRows; j++) {
+        const int n = p * kPrepackRows + j;
+        const uint16_t* row = w + static_cast<size_t>(n) * K;
+        uint16_t* d = dst + (static_cast<size_t>(p) * Q * kPrepackRows + j) * 2;
+        for (int k = 0; k < 2 * Q; k++) {
+          d[static_cast<size_t>(k / 2) * kPrepackRows * 2 + k % 2] = n < N && k < K ? row[k] : 0;
+        }
+      }
+    }
+  });
+}
+
+bool prepacked_dot_fast() { return prepacked_dot_kernels() != nullptr; }
+
+// As linear_prepacked: x rounded and packed once (fast path), threads split the panels.
+void linear_prepacked_dot(float* out, const float* x, const uint16_t* packed, const void* bias, WeightType bias_type,
+                          int M, int K, int N) {
+  const PrepackedDotKernels* kernel = prepacked_dot_kernels();
+  const size_t packed_pairs = kernel != nullptr ? kernel->x_size(M, K) : 0;
+  thread_local std::vector<uint32_t> storage;
+  if (packed_pairs > 0 && storage.size() < packed_pairs + 16) storage.resize(packed_pairs + 16);
+  uint32_t* xs = reinterpret_cast<uint32_t*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
+  if (packed_pairs > 0) kernel->pack_x(xs, x, M, K);
+  const int panels = (N + kPrepackRows - 1) / kPrepackRows;
+  const double flops = 2.0 * M * K * N;
+  parallel_range(panels, 1, flops < 2e5 ? panels + 1 : 0, [&](int p0, int p1) {
+    const int n0 = p0 * kPrepackRows, n1 = std::min(N, p1 * kPrepackRows);
+    for (int m = 0; m < M; m++) {
+      float* out_row = out + static_cast<size_t>(m) * N;
+      for (int n = n0; n < n1; n++) out_row[n] = bias != nullptr ? weight_at(bias, bias_type, n) : 0.0f;
+    }
+    if (kernel != nullptr) return kernel->columns(out, xs, packed, M, K, N, p0, p1);
+    prepacked_dot_columns_scalar(out, x, packed, M, K, N, p0, p1);
   });
 }
 

@@ -2,7 +2,7 @@
 // projector -> patches inserted after BOS in the Llama prompt -> 7 greedy action tokens -> un-normalized action.
 import nodePath from 'node:path';
 import fs from 'node:fs';
-import type { AttentionScoreRequest, AttentionScores, Backend } from '../tensor/backend.js';
+import type { AttentionScoreRequest, AttentionScores, Backend, PrepackOptions } from '../tensor/backend.js';
 import { concatLastAxis, concatRows, Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
 import { Checkpoint } from '../io/checkpoint.js';
@@ -131,6 +131,14 @@ export interface OpenVlaLoadOptions {
    * weights change every step).
    */
   prepack?: boolean;
+  /**
+   * With prepacking, let the vision towers' and the projector's bf16 weights multiply activations rounded to bf16
+   * (Backend.prepack bf16Activations), as the checkpoint's own bf16 inference in PyTorch does, where the backend has
+   * bf16 dot-product instructions (AVX512-BF16): about twice the rate of the f32 GEMM these GEMMs run otherwise.
+   * Default true; false (or SQAP_VISION_BF16=0) keeps f32 activations, bit-identical to the stored weights' GEMM.
+   * f32 checkpoints, and CPUs without the instructions, are unaffected. The decoder never rounds its activations.
+   */
+  visionBf16?: boolean;
 }
 
 export class OpenVla {
@@ -164,7 +172,8 @@ export class OpenVla {
       const source = checkpointSource(checkpoint, () => options.onProgress?.(++done, total));
       const model = OpenVla.fromSource(config, preprocessor, source, backend, dir, options.loadDecoder);
       const prepack = options.prepack ?? process.env.SQAP_PREPACK !== '0';
-      return prepack ? model.withPrepackedVision() : model;
+      const visionBf16 = options.visionBf16 ?? process.env.SQAP_VISION_BF16 !== '0';
+      return prepack ? model.withPrepackedVision({ bf16Activations: visionBf16 }) : model;
     } finally {
       checkpoint.close();
     }
@@ -192,8 +201,8 @@ export class OpenVla {
   }
 
   /** The same model with the vision towers and projector prepacked (OpenVlaLoadOptions.prepack). */
-  withPrepackedVision(): OpenVla {
-    return new OpenVla(this.config, this.preprocessor, this.backbones.map((b) => b.prepacked()), this.projector.prepacked(),
+  withPrepackedVision(options?: PrepackOptions): OpenVla {
+    return new OpenVla(this.config, this.preprocessor, this.backbones.map((b) => b.prepacked(options)), this.projector.prepacked(options),
       this.llm, this.backend, this.path);
   }
 

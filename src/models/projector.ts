@@ -1,5 +1,5 @@
 // OpenVLA's "fused-gelu-mlp" projector: fc1 -> GELU -> fc2 -> GELU -> fc3, vision features to LLM width.
-import type { Backend, LinearWeight, WeightTensor } from '../tensor/backend.js';
+import type { Backend, LinearWeight, PrepackOptions, WeightTensor } from '../tensor/backend.js';
 import { isFloatTensor } from '../tensor/formats.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { UserError } from '../errors.js';
@@ -24,8 +24,8 @@ export class Projector {
   }
 
   /** The same projector with its weights prepacked (Backend.prepack; inference only, as VisionTransformer.prepacked). */
-  prepacked(): Projector {
-    return new Projector(this.layers.map(([w, b]) => [isFloatTensor(w) ? this.backend.prepack(w) : w, b]), this.backend);
+  prepacked(options?: PrepackOptions): Projector {
+    return new Projector(this.layers.map(([w, b]) => [isFloatTensor(w) ? this.backend.prepack(w, options) : w, b]), this.backend);
   }
 
   get inputWidth(): number {

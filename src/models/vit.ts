@@ -2,7 +2,7 @@
 // embeddings only on patches) and SigLIP (no prefix tokens). Pre-norm blocks, exact GELU, LayerNorm eps 1e-6.
 // OpenVLA reads the output of the second-to-last block with prefix tokens dropped and no final norm
 // (timm get_intermediate_layers(n={depth-2})), so `penultimatePatches` runs only depth-1 blocks.
-import type { Backend, LinearWeight, WeightTensor } from '../tensor/backend.js';
+import type { Backend, LinearWeight, PrepackOptions, WeightTensor } from '../tensor/backend.js';
 import { concatRows, Tensor } from '../tensor/tensor.js';
 import { isFloatTensor } from '../tensor/formats.js';
 import { countBlocks, readWeight, type TensorSource } from './weights.js';
@@ -139,13 +139,14 @@ export class VisionTransformer {
   /**
    * The same tower with every linear weight in the backend's prepacked layout (Backend.prepack): the same outputs,
    * faster GEMMs, one copy of each weight (the stored one is dropped). For inference only: weights must not change.
+   * `options` as Backend.prepack's (bf16Activations: bf16 x, no longer the same outputs to the last bit).
    */
-  prepacked(): VisionTransformer {
+  prepacked(options?: PrepackOptions): VisionTransformer {
     const bk = this.backend;
-    const pack = ([w, b]: [LinearWeight, WeightTensor]): [LinearWeight, WeightTensor] => [isFloatTensor(w) ? bk.prepack(w) : w, b];
+    const pack = ([w, b]: [LinearWeight, WeightTensor]): [LinearWeight, WeightTensor] => [isFloatTensor(w) ? bk.prepack(w, options) : w, b];
     const weights: VitWeights = {
       ...this.weights,
-      patchWeight: isFloatTensor(this.weights.patchWeight) ? bk.prepack(this.weights.patchWeight) : this.weights.patchWeight,
+      patchWeight: isFloatTensor(this.weights.patchWeight) ? bk.prepack(this.weights.patchWeight, options) : this.weights.patchWeight,
       blocks: this.weights.blocks.map((b) => ({ ...b, qkv: pack(b.qkv), proj: pack(b.proj), fc1: pack(b.fc1), fc2: pack(b.fc2) })),
     };
     return new VisionTransformer(this.config, weights, bk);

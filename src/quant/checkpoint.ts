@@ -12,7 +12,7 @@ import { Llama, LLAMA_LINEARS, loadLlama, type LinearReader, type LlamaLinearNam
 import type { OpenVla } from '../models/openvla.js';
 import { readWeight, type TensorSource } from '../models/weights.js';
 import type { Backend, LinearWeight } from '../tensor/backend.js';
-import { isPrepackedWeight, isQuantizedWeight, makeQuantizedWeight, unpackPrepacked, WEIGHT_FORMATS } from '../tensor/formats.js';
+import { isPrepackedWeight, isQuantizedWeight, makeQuantizedWeight, prepackedDtype, unpackPrepacked, WEIGHT_FORMATS } from '../tensor/formats.js';
 import { Tensor } from '../tensor/tensor.js';
 import { normBefore, runtimeQuantization, specName, transformLinear, type QuantizationSpec } from './apply.js';
 import { DEFAULT_ROTATION_SEED, makeRotation, onesNorm, type LlamaRotation } from './rotate.js';
@@ -165,7 +165,7 @@ export function decoderTensors(llm: Llama): Record<string, Tensor> {
       const prefix = `model.layers.${i}.${LINEAR_PATHS[site]}`;
       const w = layer[site];
       if (isPrepackedWeight(w)) {
-        out[`${prefix}.weight`] = new Tensor(w.format, w.shape, unpackPrepacked(w));
+        out[`${prefix}.weight`] = new Tensor(prepackedDtype(w), w.shape, unpackPrepacked(w));
         continue;
       }
       if (!isQuantizedWeight(w)) {

@@ -10,6 +10,17 @@ export type WeightTensor = Tensor<'f32'> | Tensor<'bf16'> | Tensor<'f16'>;
  */
 export type LinearWeight = WeightTensor | QuantizedWeight | PrepackedFloatWeight;
 
+/** How Backend.prepack may compute with a weight. */
+export interface PrepackOptions {
+  /**
+   * A bf16 weight may multiply x rounded to bf16 (round to nearest even; products exact, f32 sums), as PyTorch's
+   * bf16 inference does, where the backend has bf16 dot-product instructions (AVX512-BF16: twice the f32 FMA's
+   * rate). The result then differs from `linear` on the stored weight by x's rounding (8 significant bits). Default
+   * false: f32 x, the stored weight's results.
+   */
+  bf16Activations?: boolean;
+}
+
 /**
  * Integer activations: per-row symmetric codes. Rows are the product of the leading dims of `shape`; for attention
  * the rows are (token, head) pairs: shape [T,H,Dh] has T·H rows of Dh codes and T·H scales.
@@ -91,7 +102,7 @@ export interface Backend {
    * unpacked weight's. Returns w itself when there is nothing to gain (ref; a native path without a prepacked kernel;
    * f16 weights). Never for weights that training updates.
    */
-  prepack(w: WeightTensor): LinearWeight;
+  prepack(w: WeightTensor, options?: PrepackOptions): LinearWeight;
 
   // ---- integer path (docs/quantization.md, "Kernel contract"): ref and native agree bit for bit ----
 

@@ -94,6 +94,16 @@ export function f32ToBf16(value: number): number {
   return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
+/**
+ * f32 -> bf16 bits as the bf16 dot-product path rounds activations (native/kernels.h round_to_bf16, AVX512-BF16's
+ * vcvtne2ps2bf16): denormals flushed to signed zero first, then round to nearest even; NaN stays NaN.
+ */
+export function activationToBf16(value: number): number {
+  scratchF32[0] = value;
+  if ((scratchU32[0] & 0x7f800000) === 0) scratchU32[0] &= 0x80000000;
+  return f32ToBf16(scratchF32[0]);
+}
+
 /** IEEE half bits -> f32 value. */
 export function f16ToF32(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;

@@ -151,18 +151,24 @@ export function isQuantizedWeight(w: unknown): w is QuantizedWeight {
 
 /**
  * A float weight w [N,K] rearranged by a backend into its GEMM's panel layout once, for inference: the weight must
- * never change afterwards (Backend.prepack; training never prepacks). The only copy held. Layout (native/kernels.h,
- * "Prepacked float weights"): panels of PREPACK_ROWS weight rows, each K groups of 32 values; see prepackedIndex.
+ * never change afterwards (Backend.prepack; training never prepacks). The only copy held. Layouts (native/kernels.h,
+ * "Prepacked float weights" and "Prepacked bf16 weights for bf16 dot products"): panels of PREPACK_ROWS weight rows;
+ * see prepackedIndex.
  */
 export interface PrepackedFloatWeight {
   readonly kind: 'prepacked';
-  /** the type it was packed from, and the type of `data`'s values: f32 values or bf16 bits */
-  readonly format: 'f32' | 'bf16';
+  /**
+   * 'f32' (f32 values) or 'bf16' (bf16 bits): packed from that type, multiplied by f32 x. 'bf16-dot' (bf16 bits):
+   * packed from bf16 in k pairs, multiplied by x rounded to bf16 (Backend.prepack's bf16Activations).
+   */
+  readonly format: PrepackedFormat;
   readonly shape: readonly [number, number];
   /** the backend whose kernels read this layout */
   readonly backend: string;
   readonly data: Float32Array | Uint16Array;
 }
+
+export type PrepackedFormat = 'f32' | 'bf16' | 'bf16-dot';
 
 /** Weight rows per panel of the prepacked layout (native/kernels.h kPrepackRows). */
 export const PREPACK_ROWS = 32;
@@ -171,20 +177,29 @@ export function isPrepackedWeight(w: unknown): w is PrepackedFloatWeight {
   return typeof w === 'object' && w !== null && (w as { kind?: unknown }).kind === 'prepacked';
 }
 
-/** Elements of a prepacked [N,K] weight: whole panels, rows past N zero. */
-export function prepackedSize(N: number, K: number): number {
-  return Math.ceil(N / PREPACK_ROWS) * PREPACK_ROWS * K;
+/** Elements of a prepacked [N,K] weight: whole panels, rows past N zero (bf16-dot: K rounded up to a pair). */
+export function prepackedSize(N: number, K: number, format: PrepackedFormat = 'f32'): number {
+  const k = format === 'bf16-dot' ? 2 * Math.ceil(K / 2) : K;
+  return Math.ceil(N / PREPACK_ROWS) * PREPACK_ROWS * k;
 }
 
 /**
  * Where w[n,k] lives in the prepacked layout: panel p = n / 32 holds, for each k, 32 values at (p·K + k)·32. f32:
  * slot j = n mod 32. bf16: slot 2j for j < 16 and 2(j - 16) + 1 above, so one 32-bit lane holds rows j and j + 16.
+ * bf16-dot: pair q = k / 2 of row j at ((p·Q + q)·32 + j)·2, Q = ceil(K / 2), k's parity selecting the half.
  */
-export function prepackedIndex(format: 'f32' | 'bf16', K: number, n: number, k: number): number {
+export function prepackedIndex(format: PrepackedFormat, K: number, n: number, k: number): number {
   const j = n % PREPACK_ROWS;
+  const p = Math.floor(n / PREPACK_ROWS);
+  if (format === 'bf16-dot') return ((p * Math.ceil(K / 2) + Math.floor(k / 2)) * PREPACK_ROWS + j) * 2 + (k % 2);
   const half = PREPACK_ROWS / 2;
   const slot = format === 'f32' ? j : j < half ? 2 * j : 2 * (j - half) + 1;
-  return (Math.floor(n / PREPACK_ROWS) * K + k) * PREPACK_ROWS + slot;
+  return (p * K + k) * PREPACK_ROWS + slot;
+}
+
+/** The dtype a prepacked weight was packed from, and unpacks to. */
+export function prepackedDtype(w: PrepackedFloatWeight): 'f32' | 'bf16' {
+  return w.format === 'f32' ? 'f32' : 'bf16';
 }
 
 /** The weight back in [N,K] row-major (f32 values or bf16 bits), exactly; a fresh array per call. */

@@ -13,7 +13,7 @@ import { SafetensorsFile, writeSafetensors } from '../../src/io/safetensors.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import nodePath from 'node:path';
-import { f32ToBf16 } from '../../src/tensor/dtype.js';
+import { activationToBf16, bf16ToF32, f32ToBf16 } from '../../src/tensor/dtype.js';
 import { isPrepackedWeight, prepackedSize, unpackPrepacked, type PrepackedFloatWeight } from '../../src/tensor/formats.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { mulberry32 as random } from '../../src/random.js';
@@ -142,7 +142,98 @@ describe('prepacked weights: a model', { skip }, () => {
     const a = plain.projector.forward(plain.visionPatches(pixels));
     const b = packed.projector.forward(packed.visionPatches(pixels));
     // every vision GEMM has at least 8 rows (the patch tokens), where prepacked and plain run the same kernel
-    assert.deepEqual(Array.from(b.data), Array.from(a.data));
+    assert.deepEqual(Array.from(b.data as Float32Array), Array.from(a.data as Float32Array));
+  });
+});
+
+/** The bf16-dot layout as native/kernels.h writes it down: pair q of row j of panel p at ((p·Q + q)·32 + j)·2. */
+function packDotByDefinition(w: WeightTensor): PrepackedFloatWeight {
+  const [N, K] = w.shape;
+  const Q = Math.ceil(K / 2);
+  const data = new Uint16Array(Math.ceil(N / 32) * 32 * 2 * Q);
+  for (let n = 0; n < N; n++) {
+    const p = Math.floor(n / 32), j = n % 32;
+    for (let k = 0; k < K; k++) data[((p * Q + (k >> 1)) * 32 + j) * 2 + (k & 1)] = w.data[n * K + k];
+  }
+  return { kind: 'prepacked', format: 'bf16-dot', shape: [N, K], backend: 'native', data };
+}
+
+describe('prepacked weights: bf16 dot products (bf16Activations)', { skip }, () => {
+  it('the layout: prepackedSize, unpackPrepacked inverts it, and native writes it where it has the kernel', () => {
+    const rng = random(8);
+    const w = weightOf(uniform(rng, [45, 19]), 'bf16'); // N not a multiple of 32, K odd
+    const packed = packDotByDefinition(w);
+    assert.equal(packed.data.length, prepackedSize(45, 19, 'bf16-dot'));
+    assert.deepEqual(Array.from(unpackPrepacked(packed)), Array.from(w.data));
+    const got = nativeBackend!.prepack(w, { bf16Activations: true });
+    if (!nativeInfo()!.prepackedDotFast) {
+      assert.ok(!isPrepackedWeight(got) || got.format === 'bf16', 'without the kernel, bf16 activations are not used');
+      return;
+    }
+    assert.ok(isPrepackedWeight(got) && got.format === 'bf16-dot');
+    assert.deepEqual(Array.from(got.data), Array.from(packed.data));
+  });
+
+  it('f32 weights keep f32 activations, and ref never packs', () => {
+    const w = uniform(random(9), [40, 16]);
+    const got = nativeBackend!.prepack(w, { bf16Activations: true });
+    assert.ok(!isPrepackedWeight(got) || got.format === 'f32');
+    const wb = weightOf(w, 'bf16');
+    assert.equal(refBackend.prepack(wb, { bf16Activations: true }), wb);
+  });
+
+  for (const isa of nativeInfo()?.supportedIsas ?? []) {
+    it(`isa=${isa}: x is rounded to bf16 as activationToBf16 rounds it, exactly (K = 1: one exact product)`, () => {
+      setNativeIsa(isa);
+      // ties to even both ways, values that carry into the exponent, denormals (flushed), huge, negative, zero
+      const xs = [1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, 1 - 2 ** -9, 1.9999999, 3.0e38, -2.5e-3, 1e-40, -1e-41, 0, -0, 123.456];
+      const M = xs.length;
+      const w = new Tensor('bf16', [3, 1], Uint16Array.from([1, -0.5, 3], f32ToBf16));
+      const got = nativeBackend!.linear(Tensor.f32([M, 1], Float32Array.from(xs)), packDotByDefinition(w));
+      for (let m = 0; m < M; m++) {
+        for (let n = 0; n < 3; n++) {
+          // out starts at +0 (no bias) and adds the one product, exact in f32
+          const want = 0 + Math.fround(bf16ToF32(activationToBf16(xs[m])) * bf16ToF32(w.data[n]));
+          assert.equal(got.data[m * 3 + n], want, `${isa}: x = ${xs[m]}, w = ${bf16ToF32(w.data[n])}`);
+        }
+      }
+    });
+
+    it(`isa=${isa}: the bf16-dot GEMM matches ref (x rounded to bf16, exact sums) within f32 accumulation (M 1-40, odd K and N, bias)`, () => {
+      setNativeIsa(isa);
+      const rng = random(10);
+      for (const [M, K, N] of [...SHAPES, [290, 64, 40] as [number, number, number]]) {
+        const w = weightOf(uniform(rng, [N, K]), 'bf16');
+        const x = uniform(rng, [M, K]);
+        const bias = uniform(rng, [N]);
+        const packed = packDotByDefinition(w);
+        const got = nativeBackend!.linear(x, packed, bias);
+        const want = refBackend.linear(x, packed, bias);
+        assert.ok(maxViolation(got.data, want.data, TOLERANCE.bf16.linear) <= 1, `${isa} [${M},${K}]x[${N},${K}]`);
+        // and it is not the f32-activation product: the rounding of x shows at this size
+        if (K >= 100) assert.ok(maxViolation(got.data, refBackend.linear(x, w, bias).data, TOLERANCE.bf16.linear) > 1);
+      }
+    });
+  }
+
+  it('the bundled bf16 policy: vision with bf16 activations stays within cosine 0.9999 of f32 activations', () => {
+    const supported = nativeInfo()?.supportedIsas ?? [];
+    setNativeIsa(supported[supported.length - 1]);
+    const dir = nodePath.join(import.meta.dirname, '..', '..', 'models', 'tabletop-policy');
+    const f32 = OpenVla.load(dir, nativeBackend!, { visionBf16: false });
+    const bf16 = OpenVla.load(dir, nativeBackend!, { visionBf16: true });
+    const fc1 = bf16.backbones[0].weights.blocks[0].fc1[0];
+    assert.equal(isPrepackedWeight(fc1) && fc1.format === 'bf16-dot', nativeInfo()!.prepackedDotFast);
+    const pixels = f32.preprocess(readImageFile(nodePath.join(dir, 'frame.png')));
+    const a = f32.projector.forward(f32.visionPatches(pixels)).data;
+    const b = bf16.projector.forward(bf16.visionPatches(pixels)).data;
+    let ab = 0, aa = 0, bb = 0;
+    for (let i = 0; i < a.length; i++) {
+      ab += a[i] * b[i];
+      aa += a[i] * a[i];
+      bb += b[i] * b[i];
+    }
+    assert.ok(ab / Math.sqrt(aa * bb) >= 0.9999, `cosine ${ab / Math.sqrt(aa * bb)}`);
   });
 });
 
@@ -156,7 +247,7 @@ describe('prepacked weights: the stored copy gives its memory back', { skip }, (
       const mapped = file.read('w', { map: true });
       file.close();
       assert.equal(nativeReleaseMappedPages(mapped.data), true, 'a mapped tensor is recognised');
-      assert.deepEqual(Array.from(mapped.data), Array.from(values.data));
+      assert.deepEqual(Array.from(mapped.data as Float32Array), Array.from(values.data));
       assert.equal(nativeReleaseMappedPages(values.data), false, 'a heap array is not a mapping');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -1,8 +1,8 @@
 // AVX-512 (F, BW, VL) kernels. Same structure as arch/avx2/kernels.cc with 16-float vectors, a larger register tile
 // (32 zmm registers) and masked loads for the K remainder instead of a scalar tail.
 //
-// Why not _mm512_dpbf16_ps (AVX512-BF16)? It multiplies bf16 by bf16, so x would have to be rounded to bf16 and
-// linear would lose f32 accuracy; widening bf16 weights by a shift is exact and cheap next to the FMA.
+// These kernels never round x: bf16 weights are widened by a shift (exact) and meet f32 x in the FMA. The bf16 dot
+// product (_mm512_dpbf16_ps), which rounds x to bf16, runs only on weights prepacked for it by name (bf16dot.cc).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>

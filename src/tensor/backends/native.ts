@@ -24,6 +24,8 @@ export interface NativeInfo {
   threads: number;
   /** the current path has a prepacked float GEMM kernel (Backend.prepack packs only then) */
   prepackedFast: boolean;
+  /** the bf16 dot-product kernel runs (an AVX-512 path on a CPU with AVX512-BF16): prepack's bf16Activations packs only then */
+  prepackedDotFast: boolean;
 }
 
 type WeightArray = Float32Array | Uint16Array;
@@ -36,6 +38,9 @@ interface Addon {
   releaseMappedPages(view: ArrayBufferView): boolean;
   linearPrepacked(out: Float32Array, x: Float32Array, packed: Float32Array | Uint16Array, wType: number,
     bias: WeightArray | null, biasType: number, M: number, K: number, N: number): void;
+  prepackWeightDot(dst: Uint16Array, w: Uint16Array, N: number, K: number): void;
+  linearPrepackedDot(out: Float32Array, x: Float32Array, packed: Uint16Array, bias: WeightArray | null, biasType: number,
+    M: number, K: number, N: number): void;
   embedding(out: Float32Array, table: WeightArray, tableType: number, ids: Int32Array, V: number, D: number): void;
   layerNorm(out: Float32Array, x: Float32Array, weight: WeightArray, weightType: number, bias: WeightArray,
     biasType: number, M: number, D: number, eps: number): void;
@@ -168,8 +173,12 @@ function makeBackend(native: Addon): Backend {
         check(lastDim(x) === k && (!bias || bias.size === n), () => `linear: x ${x}, bias ${bias} do not match w [${w.shape}]`);
         const m = leadingRows(x);
         const out = new Float32Array(m * n);
-        native.linearPrepacked(out, x.data, w.data, WEIGHT_FORMATS[w.format].code, bias ? bias.data : null,
-          bias ? weightType(bias) : 0, m, k, n);
+        if (w.format === 'bf16-dot') {
+          native.linearPrepackedDot(out, x.data, w.data as Uint16Array, bias ? bias.data : null, bias ? weightType(bias) : 0, m, k, n);
+        } else {
+          native.linearPrepacked(out, x.data, w.data, WEIGHT_FORMATS[w.format].code, bias ? bias.data : null,
+            bias ? weightType(bias) : 0, m, k, n);
+        }
         return Tensor.f32([...x.shape.slice(0, -1), n], out);
       }
       check(w.rank === 2 && lastDim(x) === w.shape[1], () => `linear: x ${x} does not match w ${w}`);
@@ -182,17 +191,20 @@ function makeBackend(native: Addon): Backend {
     },
 
     // w [N,K] -> panels (native/kernels.h "Prepacked float weights") where the current path has their kernel
-    prepack(w) {
+    prepack(w, options) {
       check(w.rank === 2, () => `prepack: expected a weight [N,K], got ${w}`);
-      if (w.dtype === 'f16' || !native.info().prepackedFast) return w;
+      const info = native.info();
+      const format = w.dtype === 'bf16' && options?.bf16Activations && info.prepackedDotFast ? 'bf16-dot' : w.dtype;
+      if (format === 'f16' || (format !== 'bf16-dot' && !info.prepackedFast)) return w;
       const [n, k] = w.shape;
-      const data = w.dtype === 'f32' ? new Float32Array(prepackedSize(n, k)) : new Uint16Array(prepackedSize(n, k));
-      native.prepackWeight(data, w.data, weightType(w), n, k);
+      const data = format === 'f32' ? new Float32Array(prepackedSize(n, k)) : new Uint16Array(prepackedSize(n, k, format));
+      if (format === 'bf16-dot') native.prepackWeightDot(data as Uint16Array, w.data as Uint16Array, n, k);
+      else native.prepackWeight(data, w.data, weightType(w), n, k);
       // A memory-mapped weight (src/io/safetensors.ts) is now read in full and resident, and stays so until the
       // collector unmaps it: give its pages back now, or a prepacked model holds its vision weights twice (+1.4
       // GiB on an OpenVLA-7B). Heap weights are left alone (freed when collected).
       native.releaseMappedPages(w.data);
-      const packed: PrepackedFloatWeight = { kind: 'prepacked', format: w.dtype, shape: [n, k], backend: 'native', data };
+      const packed: PrepackedFloatWeight = { kind: 'prepacked', format, shape: [n, k], backend: 'native', data };
       return packed;
     },
 

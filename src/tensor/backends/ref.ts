@@ -1,7 +1,7 @@
 // The reference backend: plain TypeScript loops, written to be obviously right rather than fast. It is the
 // oracle every other backend is tested against. Math in float64 JS numbers, results stored as float32.
 import type { AttentionOptions, AttentionResult, Backend, LinearWeight, WeightTensor } from '../backend.js';
-import { floatAt, type AnyTypedArray } from '../dtype.js';
+import { activationToBf16, bf16ToF32, floatAt, type AnyTypedArray } from '../dtype.js';
 import { codeAt, isPrepackedWeight, isQuantizedWeight, scaleAt, unpackPrepacked } from '../formats.js';
 import { attentionInt, fwht, linearInt, linearIntAccumulators, quantizeActivations } from './ref-int.js';
 import { sameShape, Tensor } from '../tensor.js';
@@ -22,7 +22,7 @@ function reader(w: WeightTensor): (i: number) => number {
 function linearReader(w: LinearWeight): (i: number) => number {
   if (isPrepackedWeight(w)) {
     const values = unpackPrepacked(w);
-    return w.format === 'f32' ? (i) => values[i] : (i) => floatAt('bf16', values, i);
+    return w.format === 'f32' ? (i) => values[i] : (i) => floatAt('bf16', values, i); // bf16 and bf16-dot: bf16 bits
   }
   if (!isQuantizedWeight(w)) return reader(w);
   const K = w.shape[1];
@@ -40,6 +40,8 @@ function linear(x: Tensor<'f32'>, w: LinearWeight, bias?: WeightTensor): Tensor<
   const m = x.size / k;
   const out = new Float32Array(m * n);
   const wAt = linearReader(w);
+  // the bf16-dot layout multiplies x rounded to bf16 (PrepackedFloatWeight.format)
+  const xs = isPrepackedWeight(w) && w.format === 'bf16-dot' ? Float32Array.from(x.data, (v) => bf16ToF32(activationToBf16(v))) : x.data;
   const bAt = bias ? reader(bias) : undefined;
   // Convert one weight row at a time so the inner loop is a plain dot product.
   const row = new Float64Array(k);
@@ -49,7 +51,7 @@ function linear(x: Tensor<'f32'>, w: LinearWeight, bias?: WeightTensor): Tensor<
     for (let i = 0; i < m; i++) {
       let sum = 0;
       const base = i * k;
-      for (let p = 0; p < k; p++) sum += x.data[base + p] * row[p];
+      for (let p = 0; p < k; p++) sum += xs[base + p] * row[p];
       out[i * n + j] = sum + b;
     }
   }
