@@ -3,7 +3,8 @@
 // stored) from a `sqap-vla synth --preset openvla-7b` checkpoint (any --llm-layers), and all 32 decoder layers are
 // written in the quantized layout of docs/quantization.md with random int4 codes and plausible scales. Codes are
 // random, so actions mean nothing; the bytes, the loader and the kernels are the real ones.
-// Run: npx tsx bench/quantized-7b-memory.ts --from SYNTH_DIR --out DIR [--layers 32] [--variant w4a8+had]
+// With --lm-head w8, lm_head is the synth checkpoint's own, quantized to int8 per output channel (quantize --lm-head w8).
+// Run: npx tsx bench/quantized-7b-memory.ts --from SYNTH_DIR --out DIR [--layers 32] [--variant w4a8+had] [--lm-head w8]
 //      then measure: flock /work/bigmem.lock /usr/bin/time -v npx sqap-vla bench --model DIR --variants base --steps 1
 import fs from 'node:fs';
 import nodePath from 'node:path';
@@ -13,12 +14,13 @@ import { Checkpoint, INDEX_FILE_NAME } from '../src/io/checkpoint.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { specFromVariant } from '../src/quant/apply.js';
 import { quantizationConfig, RESIDUAL_SIGNS_TENSOR } from '../src/quant/checkpoint.js';
+import { quantizeWeight, type FloatWeight } from '../src/tensor/formats.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { parseVariant } from '../src/variant.js';
 
-const { values } = parseArgs({ options: { from: { type: 'string' }, out: { type: 'string' }, layers: { type: 'string', default: '32' }, variant: { type: 'string', default: 'w4a8+had' } } });
+const { values } = parseArgs({ options: { from: { type: 'string' }, out: { type: 'string' }, layers: { type: 'string', default: '32' }, variant: { type: 'string', default: 'w4a8+had' }, 'lm-head': { type: 'string', default: 'stored' } } });
 if (!values.from || !values.out) throw new Error('usage: --from SYNTH_DIR --out DIR [--layers 32] [--variant w4a8+had]');
-const spec = specFromVariant(parseVariant(values.variant!))!;
+const spec = specFromVariant(parseVariant(values.variant!), { lmHeadBits: values['lm-head'] === 'w8' ? 8 : undefined })!;
 if (spec.weightBits !== 4 && spec.weightBits !== 8) throw new Error('needs a weight-quantized variant');
 const layers = Number(values.layers);
 const source = Checkpoint.open(values.from);
@@ -51,7 +53,17 @@ const add = (name: string, t: Tensor) => {
   shard[name] = t;
   shardBytes += t.data.byteLength;
 };
-for (const name of source.keys()) if (!name.startsWith('language_model.model.layers.')) add(name, source.read(name));
+const LM_HEAD = 'language_model.lm_head.weight';
+for (const name of source.keys()) {
+  if (name.startsWith('language_model.model.layers.')) continue;
+  if (name !== LM_HEAD || !spec.lmHeadBits) {
+    add(name, source.read(name));
+    continue;
+  }
+  const q = quantizeWeight(source.read(name) as FloatWeight, 'i8');
+  add(LM_HEAD, new Tensor('i8', [...q.shape], q.codes as Int8Array));
+  add(`${LM_HEAD}_scale`, Tensor.f32([q.shape[0], 1], q.scales));
+}
 const ones = Tensor.f32([hidden], new Float32Array(hidden).fill(1));
 for (let i = 0; i < layers; i++) {
   const p = `language_model.model.layers.${i}`;
@@ -84,4 +96,4 @@ fs.writeFileSync(nodePath.join(values.out, 'config.json'), JSON.stringify(config
 for (const f of ['preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json']) {
   if (fs.existsSync(nodePath.join(values.from, f))) fs.copyFileSync(nodePath.join(values.from, f), nodePath.join(values.out, f));
 }
-console.log(`${values.out}: ${values.variant}, ${layers} decoder layers (random codes)`);
+console.log(`${values.out}: ${values.variant}, ${layers} decoder layers (random codes), lm_head ${spec.lmHeadBits ? 'int8' : 'as stored'}`);

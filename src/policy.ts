@@ -28,6 +28,8 @@ export interface LoadPolicyOptions {
   groupSize?: number;
   /** activation clip ratio for quantize-at-load (default 1) */
   clipRatio?: number;
+  /** 8: quantize lm_head to int8 per output channel as well (quantize --lm-head w8); default: as stored */
+  lmHeadBits?: 8;
   /** pruning settings beyond the variant's METHOD@KEEP: layer K, sqap share and radius, seed (defaults otherwise) */
   prune?: Partial<Omit<PruneConfig, 'method' | 'keep'>>;
   /**
@@ -119,7 +121,7 @@ function loadModel(dir: string, v: Variant, options: LoadPolicyOptions): { model
     }
     return { model: OpenVla.load(dir, backend, { onProgress, loadDecoder: storedDecoderLoader(stored, backend) }), quantization: stored };
   }
-  const quantization = specFromVariant(v, { groupSize: options.groupSize, clipRatio: options.clipRatio });
+  const quantization = specFromVariant(v, { groupSize: options.groupSize, clipRatio: options.clipRatio, lmHeadBits: options.lmHeadBits });
   if (!quantization) return { model: OpenVla.load(dir, backend, { onProgress }) };
   if (!quantization.gptq) return { model: OpenVla.load(dir, backend, { onProgress, loadDecoder: quantizeAtLoadDecoder(quantization, backend) }), quantization };
   if (!options.calibration?.length) {

@@ -83,7 +83,8 @@ export interface LlamaWeights {
   embedTokens: WeightTensor;
   layers: LlamaLayer[];
   norm: WeightTensor;
-  lmHead: WeightTensor;
+  /** as stored (untied: its own tensor; tied: embedTokens), or int8 per output channel (quantize --lm-head w8) */
+  lmHead: LinearWeight;
 }
 
 /**
@@ -138,7 +139,12 @@ export type LinearReader = (name: string, shape: [number, number], site: LlamaLi
  * Reads the HF text config (`config.json` of a Llama, or OpenVLA's `text_config`); sizes come from tensor shapes.
  * `readLinear` reads each layer's linears (one at a time, so a transform at load never holds every float weight).
  */
-export function loadLlama(source: TensorSource, textConfig: Record<string, unknown>, readLinear?: LinearReader): { config: LlamaConfig; weights: LlamaWeights } {
+export function loadLlama(
+  source: TensorSource,
+  textConfig: Record<string, unknown>,
+  readLinear?: LinearReader,
+  readLmHead?: (shape: [number, number]) => LinearWeight,
+): { config: LlamaConfig; weights: LlamaWeights } {
   const num = (key: string, fallback?: number): number => {
     const v = textConfig[key];
     if (typeof v === 'number') return v;
@@ -188,13 +194,15 @@ export function loadLlama(source: TensorSource, textConfig: Record<string, unkno
     });
   }
   const tied = !source.has('lm_head.weight');
+  // a quantized lm_head (readLmHead) is its own tensor even where the float model ties it to the embeddings
+  const lmHead = readLmHead ? readLmHead([vocabSize, hidden]) : tied ? embedTokens : readWeight(source, 'lm_head.weight', [undefined, hidden]);
   return {
     config,
     weights: {
       embedTokens,
       layers: layerWeights,
       norm: readWeight(source, 'model.norm.weight', [hidden]),
-      lmHead: tied ? embedTokens : readWeight(source, 'lm_head.weight', [undefined, hidden]),
+      lmHead,
     },
   };
 }

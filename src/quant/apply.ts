@@ -29,6 +29,12 @@ export interface QuantizationSpec {
   seed: number;
   /** GPTQ column order by decreasing Hessian diagonal */
   actOrder: boolean;
+  /**
+   * 8: lm_head as int8 codes, symmetric per output channel, RTN (a W8A16 linear: f32 activations, the dequantizing
+   * kernel). Undefined: lm_head as stored, which is the default ("embeddings and lm_head stay in the checkpoint's
+   * dtype unless asked"). Its bf16 copy is the largest tensor a W4 decoder step reads besides the layers.
+   */
+  lmHeadBits?: 8;
 }
 
 export interface SpecOptions {
@@ -36,6 +42,7 @@ export interface SpecOptions {
   clipRatio?: number;
   seed?: number;
   actOrder?: boolean;
+  lmHeadBits?: 8;
 }
 
 /** The quantization half of a variant, or undefined when the variant leaves the decoder as stored. */
@@ -54,6 +61,7 @@ export function specFromVariant(variant: Variant, options: SpecOptions = {}): Qu
     clipRatio,
     seed: options.seed ?? DEFAULT_ROTATION_SEED,
     actOrder: options.actOrder ?? false,
+    ...(options.lmHeadBits ? { lmHeadBits: options.lmHeadBits } : {}),
   };
 }
 
@@ -86,6 +94,12 @@ export function normBefore(site: LlamaLinearName): 'inputNorm' | 'postAttentionN
 export function quantizeRtnWeight(w: WeightTensor, spec: QuantizationSpec): QuantizedWeight {
   // owned: the codes go straight into the decoder, so the native backend may pack them in place
   return quantizeWeight(w, spec.weightBits === 8 ? 'i8' : 'i4', spec.groupSize === 0 ? undefined : spec.groupSize, { owned: true });
+}
+
+/** lm_head [V, D] quantized as the spec asks (int8 per output channel, RTN), or as stored. */
+export function quantizeLmHead(w: WeightTensor, spec: QuantizationSpec): LinearWeight {
+  // lm_head reads the final norm's output, which the rotation has already undone (rotate.ts): never rotated
+  return spec.lmHeadBits === 8 ? quantizeWeight(w, 'i8', undefined, { owned: true }) : w;
 }
 
 /**
@@ -124,7 +138,8 @@ export function quantizeLlama(llm: Llama, spec: QuantizationSpec, calibration: T
     return { ...linears, inputNorm: ones ?? layer.inputNorm, postAttentionNorm: ones ?? layer.postAttentionNorm };
   };
   const floatRuntime = runtimeQuantization({ ...spec, activationBits: 16 }, rotation);
-  if (!spec.weightBits) return new Llama(config, { ...llm.weights, layers: llm.weights.layers.map(prepare) }, llm.backend, floatRuntime);
+  const lmHead = isQuantizedWeight(llm.weights.lmHead) ? llm.weights.lmHead : quantizeLmHead(llm.weights.lmHead as WeightTensor, spec);
+  if (!spec.weightBits) return new Llama(config, { ...llm.weights, layers: llm.weights.layers.map(prepare), lmHead }, llm.backend, floatRuntime);
   if (spec.gptq && calibration.length === 0) throw new UserError('gptq needs calibration samples (give --calib DIR, or use the default rendered frames)');
   // each calibration prompt's residual stream entering the current layer, in the stored (unrotated) basis
   let states = spec.gptq ? calibration : undefined;
@@ -146,7 +161,7 @@ export function quantizeLlama(llm: Llama, spec: QuantizationSpec, calibration: T
     onLayer?.(i + 1, llm.weights.layers.length);
     return out;
   });
-  return new Llama(config, { ...llm.weights, layers }, llm.backend, runtimeQuantization(spec, rotation));
+  return new Llama(config, { ...llm.weights, layers, lmHead }, llm.backend, runtimeQuantization(spec, rotation));
 }
 
 /**

@@ -14,7 +14,7 @@ import { readWeight, type TensorSource } from '../models/weights.js';
 import type { Backend, LinearWeight } from '../tensor/backend.js';
 import { isPrepackedWeight, isQuantizedWeight, makeQuantizedWeight, prepackedDtype, unpackPrepacked, WEIGHT_FORMATS } from '../tensor/formats.js';
 import { Tensor } from '../tensor/tensor.js';
-import { normBefore, runtimeQuantization, specName, transformLinear, type QuantizationSpec } from './apply.js';
+import { normBefore, quantizeLmHead, runtimeQuantization, specName, transformLinear, type QuantizationSpec } from './apply.js';
 import { DEFAULT_ROTATION_SEED, makeRotation, onesNorm, type LlamaRotation } from './rotate.js';
 
 export const QUANT_METHOD = 'sqap-vla';
@@ -46,10 +46,11 @@ export function quantizationConfig(spec: QuantizationSpec): Record<string, unkno
             },
             input_activations: activations,
           },
+          ...lmHeadGroup(spec),
         }
-      : {},
+      : lmHeadGroup(spec),
     kv_cache_scheme: activations ? { num_bits: spec.activationBits, type: 'int', symmetric: true, strategy: 'attn_head', dynamic: true } : null,
-    ignore: ['lm_head', 're:.*embed_tokens', 're:vision_backbone\\..*', 're:projector\\..*'],
+    ignore: [...(spec.lmHeadBits ? [] : ['lm_head']), 're:.*embed_tokens', 're:vision_backbone\\..*', 're:projector\\..*'],
     transform_config: spec.had
       ? {
           type: 'quarot', seed: spec.seed, residual_signs: `language_model.${RESIDUAL_SIGNS_TENSOR}`,
@@ -61,6 +62,18 @@ export function quantizationConfig(spec: QuantizationSpec): Record<string, unkno
   };
 }
 
+/** config_groups.group_1: lm_head in int8 per output channel, weight-only (quantize --lm-head w8); none otherwise. */
+function lmHeadGroup(spec: QuantizationSpec): Record<string, unknown> {
+  if (!spec.lmHeadBits) return {};
+  return {
+    group_1: {
+      targets: ['lm_head'],
+      weights: { num_bits: spec.lmHeadBits, type: 'int', symmetric: true, strategy: 'channel', group_size: null, observer: 'minmax', actorder: null },
+      input_activations: null,
+    },
+  };
+}
+
 /** The spec a config.json records, or undefined when it has no quantization_config. One-line errors for bad ones. */
 export function readQuantizationConfig(json: Record<string, unknown>, path: string): QuantizationSpec | undefined {
   const qc = json.quantization_config as Record<string, unknown> | undefined;
@@ -68,7 +81,16 @@ export function readQuantizationConfig(json: Record<string, unknown>, path: stri
   const bad = (what: string) => new UserError(`${path}: quantization_config ${what}`);
   if (typeof qc !== 'object') throw bad('must be an object');
   if (qc.quant_method !== QUANT_METHOD) throw bad(`has quant_method '${String(qc.quant_method)}'; this build reads '${QUANT_METHOD}'`);
-  const group = (qc.config_groups as Record<string, Record<string, unknown>> | undefined)?.group_0;
+  const groups = qc.config_groups as Record<string, Record<string, unknown>> | undefined;
+  const group = groups?.group_0;
+  const lmHead = groups?.group_1;
+  if (lmHead !== undefined) {
+    const targets = lmHead.targets;
+    const lmWeights = lmHead.weights as Record<string, unknown> | undefined;
+    if (!Array.isArray(targets) || targets.length !== 1 || targets[0] !== 'lm_head') throw bad(`config_groups.group_1 must target ['lm_head'], got ${JSON.stringify(targets)}`);
+    if (lmWeights?.num_bits !== 8 || lmWeights.strategy !== 'channel') throw bad('config_groups.group_1 (lm_head) must be 8-bit weights per channel');
+    if (lmHead.input_activations !== null && lmHead.input_activations !== undefined) throw bad('config_groups.group_1 (lm_head) quantizes weights only');
+  }
   const weights = group?.weights as Record<string, unknown> | undefined;
   const activations = group?.input_activations as Record<string, unknown> | null | undefined;
   const transform = qc.transform_config as Record<string, unknown> | null | undefined;
@@ -90,6 +112,7 @@ export function readQuantizationConfig(json: Record<string, unknown>, path: stri
     clipRatio,
     seed: typeof transform?.seed === 'number' ? transform.seed : DEFAULT_ROTATION_SEED,
     actOrder: weights?.actorder === 'dynamic',
+    ...(lmHead ? { lmHeadBits: 8 as const } : {}),
   };
 }
 
@@ -97,7 +120,8 @@ export function readQuantizationConfig(json: Record<string, unknown>, path: stri
 export function storedDecoderLoader(spec: QuantizationSpec, backend: Backend): (source: TensorSource, textConfig: Record<string, unknown>) => Llama {
   return (source, textConfig) => {
     const readLinear: LinearReader = (name, shape) => (spec.weightBits ? readQuantizedLinear(source, name.replace(/\.weight$/, ''), shape, spec) : readWeight(source, name, shape));
-    const { config, weights } = loadLlama(source, textConfig, readLinear);
+    const readLmHead = spec.lmHeadBits ? (shape: [number, number]) => readQuantizedLinear(source, 'lm_head', shape, { ...spec, weightBits: 8, groupSize: 0 }) : undefined;
+    const { config, weights } = loadLlama(source, textConfig, readLinear, readLmHead);
     let rotation: LlamaRotation | undefined;
     if (spec.had) {
       const signs = readWeight(source, RESIDUAL_SIGNS_TENSOR, [config.hidden]).toF32();
@@ -149,7 +173,10 @@ export function quantizeAtLoadDecoder(spec: QuantizationSpec, backend: Backend):
       const norm = normKey ? readWeight(source, `model.layers.${layer}.${normKey === 'inputNorm' ? 'input_layernorm' : 'post_attention_layernorm'}.weight`, [hidden]) : undefined;
       return transformLinear(site, w, norm, headDim(hidden), spec, rotation);
     };
-    const { config, weights } = loadLlama(source, textConfig, readLinear);
+    const readLmHead = spec.lmHeadBits
+      ? (shape: [number, number]) => quantizeLmHead(readWeight(source, source.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight', shape, { transient: true }), spec)
+      : undefined;
+    const { config, weights } = loadLlama(source, textConfig, readLinear, readLmHead);
     const layers = rotation ? weights.layers.map((l) => ({ ...l, inputNorm: onesNorm(config.hidden), postAttentionNorm: onesNorm(config.hidden) })) : weights.layers;
     return new Llama(config, { ...weights, layers }, backend, runtimeQuantization(spec, rotation));
   };
@@ -183,6 +210,12 @@ export function decoderTensors(llm: Llama): Record<string, Tensor> {
       out[`${prefix}.weight_scale`] = scales;
     }
   });
+  const head = llm.weights.lmHead;
+  if (isQuantizedWeight(head)) {
+    // int8 per output channel (QuantizationSpec.lmHeadBits); a float lm_head is copied from the source as stored
+    out['lm_head.weight'] = new Tensor('i8', [...head.shape], head.codes as Int8Array);
+    out['lm_head.weight_scale'] = Tensor.f32([head.shape[0], 1], head.scales);
+  }
   const signs = llm.quantization?.rotation?.residualSigns;
   if (signs) out[RESIDUAL_SIGNS_TENSOR] = signs;
   return out;

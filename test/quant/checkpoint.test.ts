@@ -157,3 +157,48 @@ test('quantize and compare commands end to end (--json last line)', () => {
     fs.rmSync(nodePath.dirname(out), { recursive: true, force: true });
   }
 });
+
+test('--lm-head w8: lm_head in int8 per output channel, stored and at load alike, close to the float one', () => {
+  const dir = tempDir();
+  try {
+    const float = loadPolicy(MODEL, 'w8a8+had', { backend });
+    const atLoad = loadPolicy(MODEL, 'w8a8+had', { backend, lmHeadBits: 8 });
+    const head = atLoad.model.llm.weights.lmHead as QuantizedWeight;
+    assert.equal(head.format, 'i8');
+    assert.equal(head.groupSize, head.shape[1], 'one scale per output channel');
+    saveQuantizedCheckpoint(atLoad.model, atLoad.quantization!, dir);
+    const checkpoint = Checkpoint.open(dir);
+    try {
+      assert.equal(checkpoint.info('language_model.lm_head.weight').dtype, 'i8');
+      assert.deepEqual(checkpoint.info('language_model.lm_head.weight_scale').shape, [head.shape[0], 1]);
+    } finally {
+      checkpoint.close();
+    }
+    const config = JSON.parse(fs.readFileSync(nodePath.join(dir, 'config.json'), 'utf8')).quantization_config;
+    assert.deepEqual(config.config_groups.group_1.targets, ['lm_head']);
+    assert.ok(!config.ignore.includes('lm_head'));
+    const stored = loadPolicy(dir, 'base', { backend });
+    assert.equal(stored.quantization!.lmHeadBits, 8);
+    assert.deepEqual(prefixLogits(stored), prefixLogits(atLoad));
+    // int8 per channel is close to the float lm_head: logits cosine (all prompt rows) and the same action tokens
+    const [a, b] = [prefixLogits(float), prefixLogits(atLoad)];
+    let ab = 0, aa = 0, bb = 0;
+    for (let i = 0; i < a.length; i++) {
+      ab += a[i] * b[i];
+      aa += a[i] * a[i];
+      bb += b[i] * b[i];
+    }
+    assert.ok(ab / Math.sqrt(aa * bb) > 0.9999, `cosine ${ab / Math.sqrt(aa * bb)}`);
+    assert.notDeepEqual(b, a, 'the lm_head really is quantized');
+    assert.deepEqual(stored.predict({ pixelValues: pixels, inputIds }).actionTokenIds, float.predict({ pixelValues: pixels, inputIds }).actionTokenIds);
+    // a damaged lm_head group is refused in one line
+    const configPath = nodePath.join(dir, 'config.json');
+    const json = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+    json.quantization_config.config_groups.group_1.weights.num_bits = 4;
+    fs.writeFileSync(configPath, JSON.stringify(json));
+    assert.throws(() => loadPolicy(dir, 'base', { backend }), (e: unknown) => e instanceof UserError && /group_1 \(lm_head\) must be 8-bit/.test(e.message));
+    assertOneLineError(['quantize', '--model', MODEL, '--out', nodePath.join(dir, 'x'), '--variant', 'w4a8', '--lm-head', 'w4'], /--lm-head must be 'stored' or 'w8'/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
