@@ -80,6 +80,14 @@ void prepacked_dot_columns_scalar(float* out, const float* x, const uint16_t* pa
   }
 }
 
+// out[m, n] = bias[n] (0 without a bias) for m < M and n0 <= n < n1: the start every linear driver's columns add to
+void fill_bias_columns(float* out, const void* bias, WeightType bias_type, int M, int N, int n0, int n1) {
+  for (int m = 0; m < M; m++) {
+    float* out_row = out + static_cast<size_t>(m) * N;
+    for (int n = n0; n < n1; n++) out_row[n] = bias != nullptr ? weight_at(bias, bias_type, n) : 0.0f;
+  }
+}
+
 }  // namespace
 
 // The scalar kernel reads x as it is.
@@ -134,10 +142,7 @@ void linear(float* out, const float* x, const void* w, WeightType w_type, const 
   const double flops = 2.0 * M * K * N;
   const int min_parallel = flops < 2e5 ? N + 1 : 0;  // tiny products are not worth waking the pool
   parallel_range(N, 16, min_parallel, [&](int n0, int n1) {
-    for (int m = 0; m < M; m++) {
-      float* out_row = out + static_cast<size_t>(m) * N;
-      for (int n = n0; n < n1; n++) out_row[n] = bias != nullptr ? weight_at(bias, bias_type, n) : 0.0f;
-    }
+    fill_bias_columns(out, bias, bias_type, M, N, n0, n1);
     table.linear_columns(out, xs, w, w_type, M, K, N, n0, n1);
   });
 }
@@ -187,10 +192,7 @@ void linear_prepacked(float* out, const float* x, const void* packed, WeightType
   const double flops = 2.0 * M * K * N;
   parallel_range(panels, 1, flops < 2e5 ? panels + 1 : 0, [&](int p0, int p1) {
     const int n0 = p0 * kPrepackRows, n1 = std::min(N, p1 * kPrepackRows);
-    for (int m = 0; m < M; m++) {
-      float* out_row = out + static_cast<size_t>(m) * N;
-      for (int n = n0; n < n1; n++) out_row[n] = bias != nullptr ? weight_at(bias, bias_type, n) : 0.0f;
-    }
+    fill_bias_columns(out, bias, bias_type, M, N, n0, n1);
     if (kernel != nullptr) return kernel->columns(out, xs, packed, w_type, M, K, N, p0, p1);
     if (w_type == WeightType::f32) return prepacked_columns_scalar<WeightType::f32>(out, xs, packed, M, K, N, p0, p1);
     prepacked_columns_scalar<WeightType::bf16>(out, xs, packed, M, K, N, p0, p1);
@@ -247,10 +249,7 @@ void linear_prepacked_dot(float* out, const float* x, const uint16_t* packed, co
   const double flops = 2.0 * M * K * N;
   parallel_range(panels, 1, flops < 2e5 ? panels + 1 : 0, [&](int p0, int p1) {
     const int n0 = p0 * kPrepackRows, n1 = std::min(N, p1 * kPrepackRows);
-    for (int m = 0; m < M; m++) {
-      float* out_row = out + static_cast<size_t>(m) * N;
-      for (int n = n0; n < n1; n++) out_row[n] = bias != nullptr ? weight_at(bias, bias_type, n) : 0.0f;
-    }
+    fill_bias_columns(out, bias, bias_type, M, N, n0, n1);
     if (kernel != nullptr) return kernel->columns(out, xs, packed, M, K, N, p0, p1);
     prepacked_dot_columns_scalar(out, x, packed, M, K, N, p0, p1);
   });
