@@ -31,8 +31,11 @@ namespace sqap {
 
 namespace {
 
+#include "tile.h"
+
 constexpr int kTR = kDotTileRows;  // 12
 constexpr int kPN = kPrepackRows;  // 32
+static_assert(kPN == 32, "add_tile32 (tile.h) is a 32-column tile");
 #ifndef SQAP_BF16DOT_QC
 #define SQAP_BF16DOT_QC 256
 #endif
@@ -93,25 +96,7 @@ inline void dot_kernel(float* out, int N, int rows, int cols, const uint32_t* ap
       c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
     }
   }
-  if (cols == kPN && rows == MR) {
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) {
-      float* o = out + static_cast<size_t>(i) * N;
-      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), c[i][0]));
-      _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), c[i][1]));
-    }
-    return;
-  }
-  alignas(64) float tile[MR][kPN];
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; i++) {
-    _mm512_store_ps(tile[i], c[i][0]);
-    _mm512_store_ps(tile[i] + 16, c[i][1]);
-  }
-  for (int i = 0; i < rows; i++) {
-    float* o = out + static_cast<size_t>(i) * N;
-    for (int j = 0; j < cols; j++) o[j] += tile[i][j];
-  }
+  add_tile32<MR>(out, N, rows, cols, c);
 }
 
 void dot_columns(float* out, const uint32_t* xs, const uint16_t* packed, int M, int K, int N, int p0, int p1) {

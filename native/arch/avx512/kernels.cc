@@ -42,6 +42,7 @@ constexpr int kKC = 1024;
 constexpr int kNB = 16;
 
 #include "../panel_blocking.h"
+#include "tile.h"
 
 // From this many rows on, the linear runs as an outer-product GEMM on packed weight panels (../panel_blocking.h),
 // as on the AVX2 path; under it, as dot products on the weights in place (micro_packed below).
@@ -52,7 +53,7 @@ constexpr int kPanelMinM = 8;
 // on a 2-core Zen 4 EPYC (native/README.md, "panel path": K blocks 256-768 × 2-8 panels within ~10% of each other,
 // 768 × 8 highest); SQAP_AVX512_PANEL_KC/NB override them at compile time.
 constexpr int kPR = 12;
-constexpr int kPN = 32;
+constexpr int kPN = 32;  // add_tile32 (tile.h) is a 32-column tile
 #ifndef SQAP_AVX512_PANEL_KC
 #define SQAP_AVX512_PANEL_KC 768
 #endif
@@ -89,26 +90,7 @@ inline void panel_kernel(float* out, int N, int rows, int cols, const float* ap,
       c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
     }
   }
-  // constant indices only (a runtime row index on c[i] makes the compiler keep c in memory, not in registers)
-  if (cols == kPN && rows == MR) {
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) {
-      float* o = out + static_cast<size_t>(i) * N;
-      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), c[i][0]));
-      _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), c[i][1]));
-    }
-    return;
-  }
-  alignas(64) float tile[MR][kPN];
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; i++) {
-    _mm512_store_ps(tile[i], c[i][0]);
-    _mm512_store_ps(tile[i] + 16, c[i][1]);
-  }
-  for (int i = 0; i < rows; i++) {
-    float* o = out + static_cast<size_t>(i) * N;
-    for (int j = 0; j < cols; j++) o[j] += tile[i][j];
-  }
+  add_tile32<MR>(out, N, rows, cols, c);
 }
 
 struct Panel {
