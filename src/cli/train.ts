@@ -39,6 +39,8 @@ OUT/loss.png are the learning curve.
   --eval-episodes M    also run M closed-loop episodes per task in the testbed at each evaluation (seeds 0..M-1,
                        disjoint from recorded training seeds when those start higher, as docs/training.md does)
   --no-augment         no random crop / colour jitter
+  --no-buffer-pool     allocate every step's activations and gradients afresh instead of reusing them (same weights;
+                       slower: the garbage collector runs more, docs/training.md)
   --vision-steps N     first N steps train only the ViTs, on a readout of the scene's recorded state (end effector,
                        objects, fixtures), as a stand-in for OpenVLA's pretrained backbones (default 0; needs a
                        recording with object positions; docs/training.md)
@@ -97,6 +99,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       'eval-samples': { type: 'string' },
       'eval-episodes': { type: 'string' },
       'no-augment': { type: 'boolean', default: false },
+      'no-buffer-pool': { type: 'boolean', default: false },
       init: { type: 'string' },
       'init-vision': { type: 'string' },
       'vision-steps': { type: 'string' },
@@ -148,6 +151,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     evalSamples: num('eval-samples', d.evalSamples, true),
     evalEpisodes: num('eval-episodes', d.evalEpisodes, true),
     augment: !values['no-augment'],
+    bufferPool: !values['no-buffer-pool'],
     init: values.init,
     initVision: values['init-vision'],
     visionSteps: num('vision-steps', d.visionSteps, true),

@@ -8,6 +8,7 @@ import { UserError } from '../errors.js';
 import { oneLine } from '../io/json.js';
 import { resizeBicubicPillow } from '../io/resize.js';
 import type { RgbImage } from '../io/image.js';
+import { allocF32 } from '../tensor/arena.js';
 
 export type ResizeStrategy = 'resize-naive';
 
@@ -141,11 +142,11 @@ export function preprocessImage(image: RgbImage, config: PreprocessorConfig): Fl
   const resized = resizeBicubicPillow(image, width, height);
   const plane = height * width;
   // to_tensor: [3, H, W] in [0, 1], float32
-  const unit = new Float32Array(3 * plane);
+  const unit = allocF32(3 * plane);
   for (let p = 0; p < plane; p++) {
     for (let c = 0; c < 3; c++) unit[c * plane + p] = resized.data[p * 3 + c] / 255;
   }
-  const out = new Float32Array(config.backbones.length * 3 * plane);
+  const out = allocF32(config.backbones.length * 3 * plane);
   config.backbones.forEach((backbone, b) => {
     for (let c = 0; c < 3; c++) {
       const mean = backbone.mean[c];

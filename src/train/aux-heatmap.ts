@@ -20,6 +20,7 @@ import { mulberry32, standardNormal } from '../random.js';
 import type { Backend } from '../tensor/backend.js';
 import type { GradBackend } from '../tensor/grad-backend.js';
 import { Tensor } from '../tensor/tensor.js';
+import { allocF32 } from '../tensor/arena.js';
 import { projectToPixel, type PinholeCamera } from '../prune/robot.js';
 import type { AuxEpisode } from './aux-vision.js';
 import type { CropBox } from './augment.js';
@@ -138,7 +139,7 @@ export function heatmapLoss(
   let count = 0;
   for (let i = 0; i < mask.length; i++) count += mask[i];
   const scale = weight / Math.max(1, count);
-  const dLogits = new Float32Array(rows * E);
+  const dLogits = allocF32(rows * E);
   let ce = 0;
   for (let b = 0; b < images; b++) {
     for (let k = 0; k < E; k++) {

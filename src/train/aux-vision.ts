@@ -18,6 +18,7 @@ import { mulberry32, standardNormal } from '../random.js';
 import type { Backend } from '../tensor/backend.js';
 import type { GradBackend } from '../tensor/grad-backend.js';
 import { Tensor } from '../tensor/tensor.js';
+import { allocF32 } from '../tensor/arena.js';
 import type { Gradients } from './gradients.js';
 import type { ParamStore } from './params.js';
 
@@ -146,7 +147,7 @@ export function readoutLoss(
   for (let i = 0; i < mask.length; i++) count += mask[i];
   const scale = weight / Math.max(1, count);
   let loss = 0;
-  const dy = new Float32Array(rows * k);
+  const dy = allocF32(rows * k);
   for (let i = 0; i < dy.length; i++) {
     const e = (y.data[i] - targets[i]) * mask[i];
     loss += e * e;
@@ -200,7 +201,7 @@ export function auxLoss(
     const r = readoutLoss(bk, gk, params, AUX_PREFIX, Tensor.f32([images, inputs], features.data), targets, mask, weight, grads);
     return { loss: r.loss, mse: r.mse, dFeatures: Tensor.f32(features.shape, r.dX.data) };
   }
-  const pooled = new Float32Array(images * channels);
+  const pooled = allocF32(images * channels);
   for (let b = 0; b < images; b++) {
     const out = pooled.subarray(b * channels, (b + 1) * channels);
     for (let p = 0; p < patches; p++) {
@@ -210,7 +211,7 @@ export function auxLoss(
     for (let c = 0; c < channels; c++) out[c] /= patches;
   }
   const r = readoutLoss(bk, gk, params, AUX_PREFIX, Tensor.f32([images, channels], pooled), targets, mask, weight, grads);
-  const dFeatures = new Float32Array(features.size);
+  const dFeatures = allocF32(features.size);
   for (let b = 0; b < images; b++) {
     const d = r.dX.data.subarray(b * channels, (b + 1) * channels);
     for (let p = 0; p < patches; p++) {

@@ -3,6 +3,7 @@
 // that made them; the gradient norm and the optimizer update run on it.
 import type { GradBackend } from '../tensor/grad-backend.js';
 import { refGradBackend } from '../tensor/backends/ref-grad.js';
+import { allocF32 } from '../tensor/arena.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export class Gradients {
@@ -10,11 +11,14 @@ export class Gradients {
 
   constructor(readonly kernels: GradBackend = refGradBackend) {}
 
-  /** grads[name] += g (g is copied the first time, so the caller's tensor is never aliased) */
+  /** grads[name] += g (g is copied the first time, so the caller's tensor is never aliased; inside a training step's
+   * arena the copy is the arena's, valid until the step ends) */
   add(name: string, g: Tensor<'f32'>): void {
     const current = this.byName.get(name);
     if (!current) {
-      this.byName.set(name, Float32Array.from(g.data));
+      const copy = allocF32(g.size);
+      copy.set(g.data);
+      this.byName.set(name, copy);
       return;
     }
     if (current.length !== g.size) throw new Error(`gradient of ${name}: ${g.size} elements, expected ${current.length}`);

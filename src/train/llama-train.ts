@@ -10,6 +10,7 @@ import type { Gradients } from './gradients.js';
 import type { ParamStore } from './params.js';
 import { segmentedAttention, segmentedAttentionBackward, type Segment } from './segments.js';
 import { addInPlace } from './vit-train.js';
+import { allocF32 } from '../tensor/arena.js';
 
 type T = Tensor<'f32'>;
 
@@ -117,7 +118,7 @@ export class LlamaTrainer {
     if (dNormed) addInPlace(head.dx!, dNormed);
     const norm = gk.rmsNormBackward(head.dx!, saved.xRows, this.p('model.norm.weight'), rmsNormEps);
     grads.add(`${P}model.norm.weight`, norm.dWeight);
-    let dx = Tensor.zeros([saved.tokens, hidden]);
+    let dx = Tensor.f32([saved.tokens, hidden], allocF32(saved.tokens * hidden));
     saved.rows.forEach((row, r) => {
       for (let d = 0; d < hidden; d++) dx.data[row * hidden + d] += norm.dx.data[r * hidden + d];
     });
@@ -161,7 +162,7 @@ export class LlamaTrainer {
 
 /** x [N,D] rows `rows` -> [R,D] (a copy) */
 function gatherRows(x: T, rows: Int32Array, width: number): T {
-  const out = new Float32Array(rows.length * width);
+  const out = allocF32(rows.length * width);
   rows.forEach((row, r) => out.set(x.data.subarray(row * width, (row + 1) * width), r * width));
   return Tensor.f32([rows.length, width], out);
 }

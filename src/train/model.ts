@@ -23,6 +23,7 @@ import { ParamStore } from './params.js';
 import type { Segment } from './segments.js';
 import { softCrossEntropy, type SoftLabels } from './soft-labels.js';
 import { VitTrainer } from './vit-train.js';
+import { allocF32 } from '../tensor/arena.js';
 
 const BACKBONE_PREFIXES = ['vision_backbone.featurizer.', 'vision_backbone.fused_featurizer.'];
 const PROJECTOR_LAYERS = ['projector.fc1', 'projector.fc2', 'projector.fc3'];
@@ -156,7 +157,7 @@ export function trainingStep(
   const ids = Int32Array.from(batch.flatMap((s) => Array.from(s.inputIds)));
   const textEmbeds = model.llm.embed(bk, ids);
   const totalRows = ids.length + batch.length * nPatches;
-  const embeds = new Float32Array(totalRows * hidden);
+  const embeds = allocF32(totalRows * hidden);
   const positions = new Int32Array(totalRows);
   const segments: Segment[] = [];
   const lossRows: number[] = [];
@@ -197,8 +198,8 @@ export function trainingStep(
   const dEmbeds = model.llm.backward(gk, dLogits, saved, grads, rows?.dNormed);
 
   // split the sequence gradient back into token embeddings and projected patches
-  const dText = new Float32Array(ids.length * hidden);
-  const dProjected = new Float32Array(batch.length * nPatches * hidden);
+  const dText = allocF32(ids.length * hidden);
+  const dProjected = allocF32(batch.length * nPatches * hidden);
   row = 0;
   idRow = 0;
   batch.forEach((s, b) => {
@@ -233,7 +234,7 @@ function concatColumns(parts: Tensor<'f32'>[]): Tensor<'f32'> {
   if (parts.length === 1) return parts[0];
   const rows = parts[0].shape[0];
   const total = parts.reduce((a, p) => a + p.shape[1], 0);
-  const out = new Float32Array(rows * total);
+  const out = allocF32(rows * total);
   for (let r = 0; r < rows; r++) {
     let col = 0;
     for (const p of parts) {
@@ -251,7 +252,7 @@ function splitColumns(x: Tensor<'f32'>, widths: number[]): Tensor<'f32'>[] {
   const total = x.shape[1];
   let col = 0;
   return widths.map((w) => {
-    const out = new Float32Array(rows * w);
+    const out = allocF32(rows * w);
     for (let r = 0; r < rows; r++) out.set(x.data.subarray(r * total + col, r * total + col + w), r * w);
     col += w;
     return Tensor.f32([rows, w], out);

@@ -3,6 +3,7 @@
 import type { Backend } from '../tensor/backend.js';
 import type { AttentionGrads, GradBackend } from '../tensor/grad-backend.js';
 import { Tensor } from '../tensor/tensor.js';
+import { allocF32 } from '../tensor/arena.js';
 
 /** rows [start, start + length) of the packed matrix */
 export interface Segment {
@@ -19,7 +20,7 @@ export function uniformSegments(count: number, length: number): Segment[] {
 export function segmentedAttention(bk: Backend, q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, segments: Segment[], causal: boolean): Tensor<'f32'> {
   if (segments.length === 1) return bk.attention(q, k, v, { causal }).out;
   const width = q.shape[1] * q.shape[2];
-  const out = new Float32Array(q.shape[0] * width);
+  const out = allocF32(q.shape[0] * width);
   for (const { start, length } of segments) {
     const end = start + length;
     const part = bk.attention(q.rows(start, end), k.rows(start, end), v.rows(start, end), { causal }).out;
@@ -31,9 +32,9 @@ export function segmentedAttention(bk: Backend, q: Tensor<'f32'>, k: Tensor<'f32
 /** dOut [N,Hq*Dh] and the packed q, k, v -> dq, dk, dv packed like them */
 export function segmentedAttentionBackward(gk: GradBackend, dOut: Tensor<'f32'>, q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, segments: Segment[], causal: boolean): AttentionGrads {
   if (segments.length === 1) return gk.attentionBackward(dOut, q, k, v, { causal });
-  const dq = Tensor.zeros(q.shape);
-  const dk = Tensor.zeros(k.shape);
-  const dv = Tensor.zeros(v.shape);
+  const dq = Tensor.f32(q.shape, allocF32(q.size));
+  const dk = Tensor.f32(k.shape, allocF32(k.size));
+  const dv = Tensor.f32(v.shape, allocF32(v.size));
   const qRow = q.shape[1] * q.shape[2];
   const kRow = k.shape[1] * k.shape[2];
   for (const { start, length } of segments) {
@@ -50,7 +51,7 @@ export function segmentedAttentionBackward(gk: GradBackend, dOut: Tensor<'f32'>,
 export function mergeQkv(dq: Tensor<'f32'>, dk: Tensor<'f32'>, dv: Tensor<'f32'>): Tensor<'f32'> {
   const rows = dq.shape[0];
   const width = dq.size / rows;
-  const out = new Float32Array(rows * 3 * width);
+  const out = allocF32(rows * 3 * width);
   [dq, dk, dv].forEach((part, p) => {
     for (let t = 0; t < rows; t++) out.set(part.data.subarray(t * width, (t + 1) * width), t * 3 * width + p * width);
   });

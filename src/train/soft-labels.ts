@@ -9,6 +9,7 @@
 // model learns the action as a quantity. Greedy decoding is unchanged (the argmax of the predicted distribution),
 // and so is every checkpoint a run writes: only the training loss differs. Tokens outside the action range (`</s>`)
 // keep a one-hot target.
+import { allocF32 } from '../tensor/arena.js';
 
 /** Which token ids form the ordered action bins (contiguous, `first` .. `last`), and the Gaussian's width in bins. */
 export interface SoftLabels {
@@ -31,7 +32,7 @@ export function softCrossEntropy(
 ): { loss: number; nll: number; dLogits: Float32Array } {
   const rows = labels.length;
   if (logits.length !== rows * vocab) throw new Error(`softCrossEntropy: ${rows} labels for ${logits.length / vocab} rows`);
-  const dLogits = new Float32Array(rows * vocab);
+  const dLogits = allocF32(rows * vocab);
   const reach = Math.ceil(3 * soft.sigma);
   const p = new Float64Array(vocab);
   let loss = 0;

@@ -34,6 +34,7 @@ import { ACTION_BINS, buildVocabulary } from './vocabulary.js';
 import { addAuxHead, AUX_POOLS, AUX_WEIGHT, auxInputs, auxLoss, auxTargets, buildAuxSpec, readoutLoss, type AuxPool } from './aux-vision.js';
 import { QUERY_PREFIX, queryRowTargets, queryTargetNames } from './aux-query.js';
 import { Gradients } from './gradients.js';
+import { BufferArena, withArena } from '../tensor/arena.js';
 
 export interface TrainOptions {
   demos: string;
@@ -94,6 +95,11 @@ export interface TrainOptions {
    * widenActionStats; 0: OpenVLA's statistics as recorded)
    */
   minActionRange: number;
+  /**
+   * take each step's activations and gradients from a pool reused across steps (tensor/arena.ts; default true).
+   * The weights are bit-identical either way (test/train/train-loop.test.ts); off, every op allocates afresh.
+   */
+  bufferPool?: boolean;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'demos' | 'out'> = {
@@ -362,91 +368,97 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
   // the vision phase (steps 0 .. visionSteps-1) and behaviour cloning each have their own warmup + cosine schedule
   const visionSchedule = { peak: o.lr, warmupSteps: Math.min(o.warmupSteps, o.visionSteps), totalSteps: o.visionSteps, minRatio: o.minLrRatio };
   const schedule = { peak: o.lr, warmupSteps: o.warmupSteps, totalSteps: o.steps - o.visionSteps, minRatio: o.minLrRatio };
+  const arena = o.bufferPool === false ? undefined : new BufferArena();
   while (step < o.steps) {
     const started = performance.now();
-    const random = stepRandom(o.seed, step);
-    const refs: StepRef[] = [];
-    const normalizedActions: number[][] = [];
-    const crops: CropBox[] = [];
-    const batch = Array.from({ length: o.batch }, () => {
-      const ref = dataset.steps[Math.floor(random() * dataset.steps.length)];
-      refs.push(ref);
-      const made = makeSample(sampler, ref, o.augment ? random : undefined, augment);
-      normalizedActions.push(made.normalized);
-      crops.push(made.crop);
-      return made.sample;
-    });
-    const phase: 'vision' | 'bc' = step < o.visionSteps ? 'vision' : 'bc';
-    let featureLoss: FeatureLoss | undefined;
-    let rowLoss: RowLoss | undefined;
-    let auxMse = NaN;
-    let queryMse = NaN;
-    let heatmapCe = NaN;
-    const stateTargets = auxSpec ? refs.map((ref) => auxTargets(auxSpec, dataset.state(ref), ref.step)) : [];
-    if (auxSpec && phase === 'bc' && o.queryAuxWeight > 0) {
-      const rowsPerSample = batch[0].targets.length;
-      const parts = stateTargets.map((t, b) => queryRowTargets(t.values, t.mask, normalizedActions[b], rowsPerSample));
-      const targets = new Float32Array(parts.reduce((a, p) => a + p.values.length, 0));
-      const mask = new Float32Array(targets.length);
-      let at = 0;
-      for (const p of parts) {
-        targets.set(p.values, at);
-        mask.set(p.mask, at);
-        at += p.values.length;
+    // the step's activations and gradients come from the arena and go back to it after the update (tensor/arena.ts)
+    const { loss, nll, gradNorm, lr, phase, auxMse, queryMse, heatmapCe } = withArena(arena, () => {
+      const random = stepRandom(o.seed, step);
+      const refs: StepRef[] = [];
+      const normalizedActions: number[][] = [];
+      const crops: CropBox[] = [];
+      const batch = Array.from({ length: o.batch }, () => {
+        const ref = dataset.steps[Math.floor(random() * dataset.steps.length)];
+        refs.push(ref);
+        const made = makeSample(sampler, ref, o.augment ? random : undefined, augment);
+        normalizedActions.push(made.normalized);
+        crops.push(made.crop);
+        return made.sample;
+      });
+      const phase: 'vision' | 'bc' = step < o.visionSteps ? 'vision' : 'bc';
+      let featureLoss: FeatureLoss | undefined;
+      let rowLoss: RowLoss | undefined;
+      let auxMse = NaN;
+      let queryMse = NaN;
+      let heatmapCe = NaN;
+      const stateTargets = auxSpec ? refs.map((ref) => auxTargets(auxSpec, dataset.state(ref), ref.step)) : [];
+      if (auxSpec && phase === 'bc' && o.queryAuxWeight > 0) {
+        const rowsPerSample = batch[0].targets.length;
+        const parts = stateTargets.map((t, b) => queryRowTargets(t.values, t.mask, normalizedActions[b], rowsPerSample));
+        const targets = new Float32Array(parts.reduce((a, p) => a + p.values.length, 0));
+        const mask = new Float32Array(targets.length);
+        let at = 0;
+        for (const p of parts) {
+          targets.set(p.values, at);
+          mask.set(p.mask, at);
+          at += p.values.length;
+        }
+        rowLoss = (normed) => {
+          const r = readoutLoss(backend, grad, params, QUERY_PREFIX, normed, targets, mask, o.queryAuxWeight, stepGrads);
+          queryMse = r.mse;
+          return { loss: r.loss, dNormed: r.dX };
+        };
       }
-      rowLoss = (normed) => {
-        const r = readoutLoss(backend, grad, params, QUERY_PREFIX, normed, targets, mask, o.queryAuxWeight, stepGrads);
-        queryMse = r.mse;
-        return { loss: r.loss, dNormed: r.dX };
-      };
-    }
-    // the losses on the ViTs' patch features: the state readout and the heatmaps, summed
-    const featureParts: FeatureLoss[] = [];
-    const readoutWeight = params.tensors.has(AUX_WEIGHT) ? (phase === 'vision' ? 1 : o.auxWeight) : 0;
-    if (auxSpec && readoutWeight > 0) {
-      const k = auxSpec.names.length;
-      const targets = new Float32Array(o.batch * k);
-      const mask = new Float32Array(o.batch * k);
-      stateTargets.forEach((t, b) => {
-        targets.set(t.values, b * k);
-        mask.set(t.mask, b * k);
-      });
-      featureParts.push((features, images) => {
-        const r = auxLoss(backend, grad, params, features, images, targets, mask, readoutWeight, stepGrads, o.auxPool);
-        auxMse = r.mse;
-        return r;
-      });
-    }
-    if (heatmapSpec) {
-      const e = heatmapSpec.entities.length;
-      const patches = gridSide * gridSide;
-      const targets = new Float32Array(o.batch * patches * e);
-      const mask = new Float32Array(o.batch * e);
-      refs.forEach((ref, b) => {
-        const t = heatmapTargets(heatmapSpec, dataset.state(ref), ref.step, dataset.camera(ref), crops[b], gridSide);
-        targets.set(t.values, b * patches * e);
-        mask.set(t.mask, b * e);
-      });
-      featureParts.push((features, images) => {
-        const r = heatmapLoss(backend, grad, params, features, images, targets, mask, o.heatmapWeight, stepGrads);
-        heatmapCe = r.ce;
-        return r;
-      });
-    }
-    if (featureParts.length > 0) featureLoss = (features, images) => sumFeatureLosses(featureParts, features, images);
-    const stepGrads = new Gradients(grad);
-    let loss: number;
-    let nll = NaN;
-    let grads: Gradients;
-    if (phase === 'vision') {
-      ({ loss, grads } = visionStep(model, batch.map((b) => b.pixelValues), featureLoss!, stepGrads));
-    } else {
-      ({ loss, nll, grads } = trainingStep(model, batch, { grads: stepGrads, ...(featureLoss ? { featureLoss } : {}), ...(rowLoss ? { rowLoss } : {}), ...(softLabels ? { softLabels } : {}) }));
-    }
-    const gradNorm = grads.globalNorm();
-    if (gradNorm > o.clipNorm) grads.scale(o.clipNorm / (gradNorm + 1e-6));
-    const lr = phase === 'vision' ? learningRate(step, visionSchedule) : learningRate(step - o.visionSteps, schedule);
-    optimizer.step(params, grads, lr);
+      // the losses on the ViTs' patch features: the state readout and the heatmaps, summed
+      const featureParts: FeatureLoss[] = [];
+      const readoutWeight = params.tensors.has(AUX_WEIGHT) ? (phase === 'vision' ? 1 : o.auxWeight) : 0;
+      if (auxSpec && readoutWeight > 0) {
+        const k = auxSpec.names.length;
+        const targets = new Float32Array(o.batch * k);
+        const mask = new Float32Array(o.batch * k);
+        stateTargets.forEach((t, b) => {
+          targets.set(t.values, b * k);
+          mask.set(t.mask, b * k);
+        });
+        featureParts.push((features, images) => {
+          const r = auxLoss(backend, grad, params, features, images, targets, mask, readoutWeight, stepGrads, o.auxPool);
+          auxMse = r.mse;
+          return r;
+        });
+      }
+      if (heatmapSpec) {
+        const e = heatmapSpec.entities.length;
+        const patches = gridSide * gridSide;
+        const targets = new Float32Array(o.batch * patches * e);
+        const mask = new Float32Array(o.batch * e);
+        refs.forEach((ref, b) => {
+          const t = heatmapTargets(heatmapSpec, dataset.state(ref), ref.step, dataset.camera(ref), crops[b], gridSide);
+          targets.set(t.values, b * patches * e);
+          mask.set(t.mask, b * e);
+        });
+        featureParts.push((features, images) => {
+          const r = heatmapLoss(backend, grad, params, features, images, targets, mask, o.heatmapWeight, stepGrads);
+          heatmapCe = r.ce;
+          return r;
+        });
+      }
+      if (featureParts.length > 0) featureLoss = (features, images) => sumFeatureLosses(featureParts, features, images);
+      const stepGrads = new Gradients(grad);
+      let loss: number;
+      let nll = NaN;
+      let grads: Gradients;
+      if (phase === 'vision') {
+        ({ loss, grads } = visionStep(model, batch.map((b) => b.pixelValues), featureLoss!, stepGrads));
+      } else {
+        ({ loss, nll, grads } = trainingStep(model, batch, { grads: stepGrads, ...(featureLoss ? { featureLoss } : {}), ...(rowLoss ? { rowLoss } : {}), ...(softLabels ? { softLabels } : {}) }));
+      }
+      const gradNorm = grads.globalNorm();
+      if (gradNorm > o.clipNorm) grads.scale(o.clipNorm / (gradNorm + 1e-6));
+      const lr = phase === 'vision' ? learningRate(step, visionSchedule) : learningRate(step - o.visionSteps, schedule);
+      optimizer.step(params, grads, lr);
+      return { loss, nll, gradNorm, lr, phase, auxMse, queryMse, heatmapCe };
+    });
+    arena?.releaseAll();
     step++;
     samplesSeen += o.batch;
     const seconds = (performance.now() - started) / 1000;

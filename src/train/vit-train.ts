@@ -10,6 +10,7 @@ import { im2col, splitQkv, type VitConfig } from '../models/vit.js';
 import type { Gradients } from './gradients.js';
 import type { ParamStore } from './params.js';
 import { mergeQkv, segmentedAttention, segmentedAttentionBackward, uniformSegments, type Segment } from './segments.js';
+import { allocF32 } from '../tensor/arena.js';
 
 /** timm's ViT LayerNorm eps (as src/models/vit.ts) */
 const LAYER_NORM_EPS = 1e-6;
@@ -94,7 +95,7 @@ export class VitTrainer {
     const nPrefix = this.prefixTokens;
     const tokens = nPrefix + nPatches;
     const cols = 3 * patchSize * patchSize;
-    const patches = new Float32Array(images * nPatches * cols);
+    const patches = allocF32(images * nPatches * cols);
     pixels.forEach((px, b) => {
       if (px.length !== 3 * imageSize * imageSize) throw new Error(`ViT expects 3x${imageSize}x${imageSize} pixels, got ${px.length} values`);
       patches.set(im2col(px, 3, imageSize, patchSize).data, b * nPatches * cols);
@@ -105,7 +106,7 @@ export class VitTrainer {
     const pos = this.p('pos_embed').data;
     const posOnPatches = pos.length === nPatches * width;
     const prefixRows = this.prefixRows();
-    const x0 = new Float32Array(images * tokens * width);
+    const x0 = allocF32(images * tokens * width);
     for (let b = 0; b < images; b++) {
       const base = b * tokens * width;
       x0.set(prefixRows, base);
@@ -121,7 +122,7 @@ export class VitTrainer {
       blocks.push(saved);
       x = out;
     }
-    const features = new Float32Array(images * nPatches * width);
+    const features = allocF32(images * nPatches * width);
     for (let b = 0; b < images; b++) features.set(x.data.subarray((b * tokens + nPrefix) * width, (b + 1) * tokens * width), b * nPatches * width);
     return { features: Tensor.f32([images * nPatches, width], features), saved: { images, patches: patchRows, segments, blocks } };
   }
@@ -131,7 +132,7 @@ export class VitTrainer {
     const parts: Float32Array[] = [];
     if (this.config.classToken) parts.push(this.p('cls_token').data);
     if (this.config.registers) parts.push(this.p('reg_token').data);
-    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+    const out = allocF32(parts.reduce((a, p) => a + p.length, 0));
     let offset = 0;
     for (const p of parts) {
       out.set(p, offset);
@@ -166,7 +167,7 @@ export class VitTrainer {
     const nPatches = this.patchesPerImage;
     const nPrefix = this.prefixTokens;
     const tokens = nPrefix + nPatches;
-    const dx0 = new Float32Array(images * tokens * width);
+    const dx0 = allocF32(images * tokens * width);
     for (let b = 0; b < images; b++) dx0.set(dFeatures.data.subarray(b * nPatches * width, (b + 1) * nPatches * width), (b * tokens + nPrefix) * width);
     let dx = Tensor.f32([images * tokens, width], dx0);
     for (let i = saved.blocks.length - 1; i >= 0; i--) {
@@ -177,9 +178,9 @@ export class VitTrainer {
     // position embeddings, prefix tokens, patch embedding
     const posSize = this.p('pos_embed').size;
     const posOnPatches = posSize === nPatches * width;
-    const dPos = new Float32Array(posSize);
-    const dPrefix = new Float32Array(nPrefix * width);
-    const dEmbedded = new Float32Array(images * nPatches * width);
+    const dPos = allocF32(posSize);
+    const dPrefix = allocF32(nPrefix * width);
+    const dEmbedded = allocF32(images * nPatches * width);
     for (let b = 0; b < images; b++) {
       const base = b * tokens * width;
       const posStart = posOnPatches ? base + nPrefix * width : base;

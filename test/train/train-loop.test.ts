@@ -12,6 +12,8 @@ import { mapSource } from '../../src/models/weights.js';
 import { mulberry32 } from '../../src/random.js';
 import { refBackend } from '../../src/tensor/backends/ref.js';
 import { refGradBackend } from '../../src/tensor/backends/ref-grad.js';
+import { getBackend } from '../../src/tensor/backends/index.js';
+import { getGradBackend } from '../../src/tensor/backends/grad-index.js';
 import { AdamW } from '../../src/train/adamw.js';
 import { trainingStep, TrainableOpenVla, type TrainSample } from '../../src/train/model.js';
 import { getPreset, initWeights, openVlaConfigJson } from '../../src/train/presets.js';
@@ -74,6 +76,26 @@ test('a run stopped and resumed ends with the same weights as an uninterrupted r
   }
   const losses = (dir: string) => readFileSync(join(dir, 'loss.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number);
   assert.deepEqual(losses(resumed), losses(straight));
+});
+
+test('the per-step buffer pool changes no bit: same weights and losses with it and without it (every auxiliary loss on)', async () => {
+  // the fast backends (native where built), which take their outputs from the pool; the auxiliary losses and soft
+  // labels cover every training-side buffer that goes back to the pool at a step's end
+  const withAux = (out: string, bufferPool: boolean): TrainOptions => ({
+    ...options(out, 6), visionSteps: 2, auxWeight: 0.5, queryAuxWeight: 1, heatmapWeight: 1, labelSigma: 2, auxPool: 'mean', bufferPool,
+  });
+  const pooled = join(scratch, 'pooled');
+  const fresh = join(scratch, 'unpooled');
+  await train(withAux(pooled, true), getBackend('auto'), getGradBackend('auto'));
+  await train(withAux(fresh, false), getBackend('auto'), getGradBackend('auto'));
+  for (const file of ['training/master.safetensors', 'training/optimizer.safetensors']) {
+    assert.ok(readFileSync(join(pooled, file)).equals(readFileSync(join(fresh, file))), `${file} differs`);
+  }
+  const log = (dir: string) => readFileSync(join(dir, 'loss.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const a = log(pooled);
+  assert.equal(a.length, 6);
+  assert.ok(a.some((r) => Number.isFinite(r.heatmap_ce)) && a.some((r) => Number.isFinite(r.query_mse)), 'the auxiliary losses ran');
+  assert.deepEqual(a.map((r) => [r.loss, r.grad_norm]), log(fresh).map((r) => [r.loss, r.grad_norm]));
 });
 
 test('train on a recorded dataset writes a checkpoint that act loads with its own tokenizer', () => {

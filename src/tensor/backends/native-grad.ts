@@ -4,6 +4,7 @@
 // grad-index.ts falls back to ref.
 import { createRequire } from 'node:module';
 import type { AdamWHyper, AttentionGrads, GradBackend, LinearGrads } from '../grad-backend.js';
+import { allocF32 } from '../arena.js';
 import { sameShape, Tensor } from '../tensor.js';
 import { NATIVE_ADDON_PATH } from './native.js';
 
@@ -56,9 +57,9 @@ function makeGradBackend(native: GradAddon): GradBackend {
       const [n, k] = w.shape;
       const m = x.size / k;
       check(dy.size === m * n, () => `linearBackward: dy ${dy} for x ${x}, w ${w}`);
-      const dx = options.dx ? new Float32Array(m * k) : null;
-      const dw = new Float32Array(n * k);
-      const db = options.bias ? new Float32Array(n) : null;
+      const dx = options.dx ? allocF32(m * k) : null;
+      const dw = allocF32(n * k);
+      const db = options.bias ? allocF32(n) : null;
       native.linearBackward(dx, dw, db, dy.data, x.data, w.data, m, k, n);
       return { dx: dx ? Tensor.f32(x.shape, dx) : undefined, dw: Tensor.f32([n, k], dw), db: db ? Tensor.f32([n], db) : undefined };
     },
@@ -67,7 +68,7 @@ function makeGradBackend(native: GradAddon): GradBackend {
     embeddingBackward(dy, ids, vocab) {
       const dim = lastDim(dy);
       check(dy.size === ids.length * dim, () => `embeddingBackward: dy ${dy} for ${ids.length} ids`);
-      const out = new Float32Array(vocab * dim);
+      const out = allocF32(vocab * dim);
       native.embeddingBackward(out, dy.data, ids, vocab, dim);
       return Tensor.f32([vocab, dim], out);
     },
@@ -75,9 +76,9 @@ function makeGradBackend(native: GradAddon): GradBackend {
     layerNormBackward(dy, x, weight, eps) {
       const dim = weight.size;
       check(sameShape(dy.shape, x.shape) && lastDim(x) === dim, () => `layerNormBackward: dy ${dy}, x ${x}, weight ${weight}`);
-      const dx = new Float32Array(x.size);
-      const dWeight = new Float32Array(dim);
-      const dBias = new Float32Array(dim);
+      const dx = allocF32(x.size);
+      const dWeight = allocF32(dim);
+      const dBias = allocF32(dim);
       native.layerNormBackward(dx, dWeight, dBias, dy.data, x.data, weight.data, x.size / dim, dim, eps);
       return { dx: Tensor.f32(x.shape, dx), dWeight: Tensor.f32([dim], dWeight), dBias: Tensor.f32([dim], dBias) };
     },
@@ -85,23 +86,23 @@ function makeGradBackend(native: GradAddon): GradBackend {
     rmsNormBackward(dy, x, weight, eps) {
       const dim = weight.size;
       check(sameShape(dy.shape, x.shape) && lastDim(x) === dim, () => `rmsNormBackward: dy ${dy}, x ${x}, weight ${weight}`);
-      const dx = new Float32Array(x.size);
-      const dWeight = new Float32Array(dim);
+      const dx = allocF32(x.size);
+      const dWeight = allocF32(dim);
       native.rmsNormBackward(dx, dWeight, dy.data, x.data, weight.data, x.size / dim, dim, eps);
       return { dx: Tensor.f32(x.shape, dx), dWeight: Tensor.f32([dim], dWeight) };
     },
 
     geluBackward(dy, x) {
       check(sameShape(dy.shape, x.shape), () => `geluBackward: dy ${dy}, x ${x}`);
-      const dx = new Float32Array(x.size);
+      const dx = allocF32(x.size);
       native.geluBackward(dx, dy.data, x.data);
       return Tensor.f32(x.shape, dx);
     },
 
     siluMulBackward(dy, gate, up) {
       check(sameShape(dy.shape, gate.shape) && sameShape(gate.shape, up.shape), () => `siluMulBackward: dy ${dy}, gate ${gate}, up ${up}`);
-      const dGate = new Float32Array(gate.size);
-      const dUp = new Float32Array(gate.size);
+      const dGate = allocF32(gate.size);
+      const dUp = allocF32(gate.size);
       native.siluMulBackward(dGate, dUp, dy.data, gate.data, up.data);
       return { dGate: Tensor.f32(gate.shape, dGate), dUp: Tensor.f32(gate.shape, dUp) };
     },
@@ -109,8 +110,8 @@ function makeGradBackend(native: GradAddon): GradBackend {
     scaleChannelsBackward(dy, x, scale) {
       const dim = scale.size;
       check(sameShape(dy.shape, x.shape) && lastDim(x) === dim, () => `scaleChannelsBackward: dy ${dy}, x ${x}, scale ${scale}`);
-      const dx = new Float32Array(x.size);
-      const dScale = new Float32Array(dim);
+      const dx = allocF32(x.size);
+      const dScale = allocF32(dim);
       native.scaleChannelsBackward(dx, dScale, dy.data, x.data, scale.data, x.size / dim, dim);
       return { dx: Tensor.f32(x.shape, dx), dScale: Tensor.f32([dim], dScale) };
     },
@@ -119,7 +120,7 @@ function makeGradBackend(native: GradAddon): GradBackend {
     ropeBackward(dy, positions, theta) {
       check(dy.rank === 3 && positions.length === dy.shape[0], () => `ropeBackward: dy ${dy} with ${positions.length} positions`);
       const [tokens, heads, headDim] = dy.shape;
-      const dx = new Float32Array(dy.size);
+      const dx = allocF32(dy.size);
       native.ropeBackward(dx, dy.data, positions, tokens, heads, headDim, theta);
       return Tensor.f32(dy.shape, dx);
     },
@@ -130,16 +131,16 @@ function makeGradBackend(native: GradAddon): GradBackend {
         () => `attentionBackward: dOut ${dOut}, q ${q}, k ${k}, v ${v}`);
       const [tokens, qHeads, headDim] = q.shape;
       const [keys, kvHeads] = k.shape;
-      const dq = new Float32Array(q.size);
-      const dk = new Float32Array(k.size);
-      const dv = new Float32Array(v.size);
+      const dq = allocF32(q.size);
+      const dk = allocF32(k.size);
+      const dv = allocF32(v.size);
       native.attentionBackward(dq, dk, dv, dOut.data, q.data, k.data, v.data, tokens, keys, qHeads, kvHeads, headDim, options.causal);
       return { dq: Tensor.f32(q.shape, dq), dk: Tensor.f32(k.shape, dk), dv: Tensor.f32(v.shape, dv) };
     },
 
     crossEntropy(logits, labels, divisor = labels.length) {
       check(logits.rank === 2 && logits.shape[0] === labels.length, () => `crossEntropy: logits ${logits}, ${labels.length} labels`);
-      const dLogits = new Float32Array(logits.size);
+      const dLogits = allocF32(logits.size);
       const loss = native.crossEntropy(dLogits, logits.data, labels, logits.shape[0], logits.shape[1], divisor);
       return { loss, dLogits: Tensor.f32(logits.shape, dLogits) };
     },

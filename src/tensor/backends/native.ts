@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { AttentionOptions, AttentionResult, AttentionScores, Backend, QuantizedActivations, WeightTensor } from '../backend.js';
 import { floatFormat, isPrepackedWeight, isQuantizedWeight, packWeight, prepackedSize, WEIGHT_FORMATS, type PackedWeight, type PrepackedFloatWeight, type QuantizedWeight } from '../formats.js';
 import { checkHadamardBlock } from './ref-int.js';
+import { allocF32 } from '../arena.js';
 import { sameShape, shapeSize, Tensor } from '../tensor.js';
 
 /** avxvnni = AVX2 + AVX-VNNI; avx512 = F/BW/VL without VNNI; avx512vnni = AVX-512 + AVX512-VNNI (native/README.md) */
@@ -185,7 +186,7 @@ function makeBackend(native: Addon): Backend {
       const [n, k] = w.shape;
       check(!bias || bias.size === n, () => `linear: bias ${bias} does not match w ${w}`);
       const m = leadingRows(x);
-      const out = new Float32Array(m * n);
+      const out = allocF32(m * n);
       native.linear(out, x.data, w.data, weightType(w), bias ? bias.data : null, bias ? weightType(bias) : 0, m, k, n);
       return Tensor.f32([...x.shape.slice(0, -1), n], out);
     },
@@ -212,7 +213,7 @@ function makeBackend(native: Addon): Backend {
     embedding(table, ids) {
       check(table.rank === 2, () => `embedding: table must be [V,D], got ${table}`);
       const [vocab, dim] = table.shape;
-      const out = new Float32Array(ids.length * dim);
+      const out = allocF32(ids.length * dim);
       native.embedding(out, table.data, weightType(table), ids, vocab, dim);
       return Tensor.f32([ids.length, dim], out);
     },
@@ -221,7 +222,7 @@ function makeBackend(native: Addon): Backend {
     layerNorm(x, weight, bias, eps) {
       const dim = lastDim(x);
       check(weight.size === dim && bias.size === dim, () => `layerNorm: x ${x}, weight ${weight}, bias ${bias}`);
-      const out = new Float32Array(x.size);
+      const out = allocF32(x.size);
       const rows = leadingRows(x);
       native.layerNorm(out, x.data, weight.data, weightType(weight), bias.data, weightType(bias), rows, dim, eps);
       return Tensor.f32(x.shape, out);
@@ -231,27 +232,27 @@ function makeBackend(native: Addon): Backend {
     rmsNorm(x, weight, eps) {
       const dim = lastDim(x);
       check(weight.size === dim, () => `rmsNorm: x ${x}, weight ${weight}`);
-      const out = new Float32Array(x.size);
+      const out = allocF32(x.size);
       native.rmsNorm(out, x.data, weight.data, weightType(weight), leadingRows(x), dim, eps);
       return Tensor.f32(x.shape, out);
     },
 
     gelu(x) {
-      const out = new Float32Array(x.size);
+      const out = allocF32(x.size);
       native.gelu(out, x.data);
       return Tensor.f32(x.shape, out);
     },
 
     siluMul(gate, up) {
       check(sameShape(gate.shape, up.shape), () => `siluMul: ${gate} vs ${up}`);
-      const out = new Float32Array(gate.size);
+      const out = allocF32(gate.size);
       native.siluMul(out, gate.data, up.data);
       return Tensor.f32(gate.shape, out);
     },
 
     add(a, b) {
       check(sameShape(a.shape, b.shape), () => `add: ${a} vs ${b}`);
-      const out = new Float32Array(a.size);
+      const out = allocF32(a.size);
       native.add(out, a.data, b.data);
       return Tensor.f32(a.shape, out);
     },
@@ -260,7 +261,7 @@ function makeBackend(native: Addon): Backend {
     scaleChannels(x, scale) {
       const dim = lastDim(x);
       check(scale.size === dim, () => `scaleChannels: ${x} vs ${scale}`);
-      const out = new Float32Array(x.size);
+      const out = allocF32(x.size);
       native.scaleChannels(out, x.data, scale.data, weightType(scale), leadingRows(x), dim);
       return Tensor.f32(x.shape, out);
     },
@@ -269,7 +270,7 @@ function makeBackend(native: Addon): Backend {
     rope(x, positions, theta) {
       check(x.rank === 3 && positions.length === x.shape[0], () => `rope: x ${x} with ${positions.length} positions`);
       const [tokens, heads, headDim] = x.shape;
-      const out = new Float32Array(x.size);
+      const out = allocF32(x.size);
       native.rope(out, x.data, positions, tokens, heads, headDim, theta);
       return Tensor.f32(x.shape, out);
     },
@@ -280,8 +281,8 @@ function makeBackend(native: Addon): Backend {
       const [tokens, qHeads, headDim] = q.shape;
       const [keys, kvHeads] = k.shape;
       check(k.shape[2] === headDim, () => `attention: q ${q} and k ${k} differ in head size`);
-      const out = new Float32Array(tokens * qHeads * headDim);
-      const probs = options.returnProbs ? new Float32Array(qHeads * tokens * keys) : null;
+      const out = allocF32(tokens * qHeads * headDim);
+      const probs = options.returnProbs ? allocF32(qHeads * tokens * keys) : null;
       native.attention(out, probs, q.data, k.data, v.data, tokens, keys, qHeads, kvHeads, headDim, options.causal);
       return {
         out: Tensor.f32([tokens, qHeads * headDim], out),
