@@ -5,7 +5,8 @@
 // memory, and their growth alone triggered about 11 full mark-compacts per step (a fifth of a step's time,
 // docs/training.md). Inside `withArena`, `allocF32` hands out buffers from free lists instead; `releaseAll` returns
 // every buffer lent since the last release, so from the second step on a step allocates (almost) no new backing
-// stores. Outside an arena `allocF32` is `new Float32Array(n)`, so inference and the `ref` oracle never see the pool.
+// stores. Outside an arena `allocF32` is `new Float32Array(n)`, so inference never sees the pool. (The training code's
+// own buffers are pooled on either backend; of the backends, only native's outputs are: `ref` allocates its own.)
 //
 // The contract for callers: a buffer from `allocF32` is zero-filled, like `new Float32Array(n)`, and is valid only
 // until the arena's next `releaseAll`. Anything that must outlive a training step (parameters, AdamW moments, logged
@@ -27,8 +28,6 @@ export class BufferArena {
   private lent: Float32Array[] = [];
   /** buffers created (not reused) since construction */
   allocated = 0;
-  /** bytes held by the pool, lent or free */
-  bytes = 0;
 
   /** a zero-filled view of n floats, valid until the next releaseAll */
   take(n: number): Float32Array {
@@ -39,7 +38,6 @@ export class BufferArena {
     else {
       buffer = new Float32Array(capacity);
       this.allocated++;
-      this.bytes += capacity * 4;
     }
     this.lent.push(buffer);
     return n === capacity ? buffer : buffer.subarray(0, n);
