@@ -19,6 +19,7 @@ patches (dropped ones darkened, the protected ring in yellow) and each step's me
   --model DIR     checkpoint (default the bundled models/tabletop-policy)
   --variant V     compare base with this variant instead of the best available
   --max-steps N   stop each episode after N steps (a quicker look)
+  --image-size PX camera side (default the size the checkpoint was trained on, else the testbed's 224)
   --backend NAME  auto (default), ref, native
   --json          print {"gif", "frame", "panels":[{variant, success, steps, step_ms}]} last`;
 
@@ -32,6 +33,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
       model: { type: 'string' },
       variant: { type: 'string' },
       'max-steps': { type: 'string' },
+      'image-size': { type: 'string' },
       backend: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -47,7 +49,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     throw new UserError(values.model !== undefined ? `model directory not found: ${values.model}` : `the bundled policy ${model} is not in this build; pass --model DIR.`);
   }
   const { listTasks } = await import('../sim/tasks.js');
-  const { selectTasks } = await import('./sim.js');
+  const { selectTasks, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE } = await import('./sim.js');
   const [task] = selectTasks(listTasks(), [values.task ?? DEFAULT_TASK]);
   const integer = (value: string | undefined, flag: string, minimum: number) => {
     if (value === undefined) return undefined;
@@ -56,6 +58,8 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
   };
   const seed = integer(values.seed, 'seed', 0) ?? 0;
   const maxSteps = integer(values['max-steps'], 'max-steps', 1);
+  const { closedLoopImageSize } = await import('./camera-size.js');
+  const imageSize = closedLoopImageSize(integer(values['image-size'], 'image-size', MIN_IMAGE_SIZE), model, { min: MIN_IMAGE_SIZE, max: MAX_IMAGE_SIZE });
   const { parseBackendName } = await import('./act.js');
   const { parseVariant } = await import('../variant.js');
   const { createEnv } = await import('../sim/env.js');
@@ -68,6 +72,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     backend: parseBackendName(values.backend ?? 'auto'),
     ...(values.variant !== undefined ? { variant: parseVariant(values.variant).name } : {}),
     ...(maxSteps !== undefined ? { maxSteps } : {}),
+    ...(imageSize !== undefined ? { imageSize } : {}),
     createEnv,
   });
   if (values.json) {

@@ -22,7 +22,8 @@ Rerunning the same command resumes where it stopped; a folder holding another ru
   --batch B          episodes stepped together in lockstep, one policy call per step for all (default 4)
   --backend NAME     auto (default), ref, native
   --unnorm-key KEY   dataset statistics, when the checkpoint has several
-  --image-size PX    camera image side (default: the testbed's 224)
+  --image-size PX    camera image side (default: with --model the size the checkpoint was trained on,
+                     config.json's sqap_vla_camera_image_size; else the testbed's 224)
   --policy-module F  instead of --model: a module exporting loadEvalPolicy(variant, options) (tests, custom policies)
   --policy-options J JSON options for --policy-module
   --title TEXT       a line at the top of the report (e.g. what made it)
@@ -83,7 +84,13 @@ export async function runEvalCommand(argv: string[]): Promise<number> {
   const seed = parseInteger(values.seed, 'seed', 0, 0);
   const workers = parseInteger(values.workers, 'workers', 1, 1);
   const batch = parseInteger(values.batch, 'batch', 4, 1);
-  const imageSize = values['image-size'] === undefined ? undefined : parseInteger(values['image-size'], 'image-size', 224, 8);
+  const { closedLoopImageSize } = await import('./camera-size.js');
+  const { MIN_IMAGE_SIZE, MAX_IMAGE_SIZE } = await import('./sim.js');
+  const imageSize = closedLoopImageSize(
+    values['image-size'] === undefined ? undefined : parseInteger(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE),
+    values.model !== undefined ? resolve(values.model) : undefined,
+    { min: MIN_IMAGE_SIZE, max: MAX_IMAGE_SIZE },
+  );
   const out = resolve(values.out);
 
   let source: import('../eval/policy-source.js').EvalPolicySource;

@@ -5,6 +5,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
 import { checkOutputDir, checkOutputFile } from '../io/output-path.js';
 import { parseIntegerFlag, parseOptions } from './args.js';
+import { closedLoopImageSize } from './camera-size.js';
 import { progressBar } from './progress.js';
 import type { DaggerMeta, RecordSummary } from '../sim/record.js';
 import type { PolicySpec, RunProgress, RunSummary } from '../sim/runner.js';
@@ -38,7 +39,8 @@ const SELECTION_HELP = `  --task ID        a task id (repeatable); see 'sqap-vla
   --episodes N     episodes per task (default 10), at most ${MAX_EPISODES} over all tasks; episode i uses seed S + i
   --seed S         first seed, 0 to ${MAX_SEED} (default 0)
   --workers W      worker threads, 1 to ${MAX_WORKERS} (default: one per core, at most one per episode)
-  --image-size PX  camera image side in pixels, ${MIN_IMAGE_SIZE} to ${MAX_IMAGE_SIZE} (default: the env's, 224)`;
+  --image-size PX  camera image side in pixels, ${MIN_IMAGE_SIZE} to ${MAX_IMAGE_SIZE} (default: with --policy model the size
+                   the checkpoint was trained on, config.json's sqap_vla_camera_image_size; else the env's, 224)`;
 
 const RUN_USAGE = `usage: sqap-vla sim run (--task ID | --suite NAME | --suite all) --policy expert --episodes N [options]
        sqap-vla sim run (--task ID | --suite NAME | --suite all) --policy model --model DIR [--variant V] [options]
@@ -325,7 +327,11 @@ async function runCommand(argv: string[]): Promise<number> {
   const seed = parseIntegerFlag(values.seed, 'seed', 0, 0, MAX_SEED);
   // a model runs in this process unless asked otherwise: one copy of the weights, all cores in its kernels
   const workers = values.workers === undefined ? (values.policy === 'model' ? 1 : undefined) : parseIntegerFlag(values.workers, 'workers', 1, 1, MAX_WORKERS);
-  const imageSize = values['image-size'] === undefined ? undefined : parseIntegerFlag(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE);
+  const imageSize = closedLoopImageSize(
+    values['image-size'] === undefined ? undefined : parseIntegerFlag(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+    values.policy === 'model' ? values.model : undefined,
+    { min: MIN_IMAGE_SIZE, max: MAX_IMAGE_SIZE },
+  );
   const frames = values.frames === undefined ? undefined : checkOutputDir(values.frames, '--frames');
   if (frames) mkdirSync(frames, { recursive: true });
 
@@ -349,7 +355,8 @@ async function runCommand(argv: string[]): Promise<number> {
   const policyName = typeof policy === 'string' ? policy : values.policy;
   const modelInfo = values.policy === 'model' && typeof policy === 'object' && 'options' in policy ? { model: (policy.options as { model: string }).model, variant: (policy.options as { variant: string }).variant } : {};
   if (values.json) {
-    console.log(summaryJson(summary, { policy: policyName, ...modelInfo, seed, ...(frames ? { frames_dir: frames } : {}) }));
+    const { DEFAULT_IMAGE_SIZE } = await import('../sim/env.js');
+    console.log(summaryJson(summary, { policy: policyName, ...modelInfo, seed, image_size: imageSize ?? DEFAULT_IMAGE_SIZE, ...(frames ? { frames_dir: frames } : {}) }));
   } else {
     printRunSummary(summary);
     if (frames) console.log(`frames: ${frames}/<task>/seed_<seed>/step_NNNN.png`);
@@ -439,7 +446,11 @@ async function recordCommand(argv: string[]): Promise<number> {
   checkEpisodeTotal(tasks.length, episodes);
   const seed = parseIntegerFlag(values.seed, 'seed', 0, 0, MAX_SEED);
   const workers = values.workers === undefined ? undefined : parseIntegerFlag(values.workers, 'workers', 1, 1, MAX_WORKERS);
-  const imageSize = values['image-size'] === undefined ? undefined : parseIntegerFlag(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE);
+  const imageSize = closedLoopImageSize(
+    values['image-size'] === undefined ? undefined : parseIntegerFlag(values['image-size'], 'image-size', 224, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+    values.policy === 'model' ? values.model : undefined,
+    { min: MIN_IMAGE_SIZE, max: MAX_IMAGE_SIZE },
+  );
   const approach = values['expert-approach'];
   if (approach !== undefined && approach !== 'hover' && approach !== 'funnel') {
     throw new UserError(`--expert-approach must be 'hover' or 'funnel', got '${approach}'.`);

@@ -25,6 +25,8 @@ export interface DemoOptions {
   /** variant to compare with base; default: the first of DEMO_VARIANT_PREFERENCE this build can load */
   variant?: string;
   maxSteps?: number;
+  /** camera side in pixels (default the testbed's) */
+  imageSize?: number;
   createEnv: CreateEnv;
 }
 
@@ -67,6 +69,7 @@ function loadBest(options: DemoOptions, unavailable: DemoResult['unavailable']):
 async function runOne(policy: ModelPolicy, options: DemoOptions): Promise<LockstepEpisode> {
   const [episode] = await runLockstep([{ task: options.task, seed: options.seed, captureFrames: true }], policy.batchPolicy(), options.createEnv, {
     ...(options.maxSteps ? { maxSteps: options.maxSteps } : {}),
+    ...(options.imageSize ? { imageSize: options.imageSize } : {}),
   });
   return episode;
 }

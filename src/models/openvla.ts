@@ -39,6 +39,12 @@ export interface OpenVlaConfig {
   realVocabSize: number;
   normStats: NormStats;
   textConfig: Record<string, unknown>;
+  /**
+   * `sqap_vla_camera_image_size`: the side in pixels of the square camera images the checkpoint was trained on
+   * (`train` writes it from the recording). Closed-loop commands render at this size unless told otherwise, so the
+   * policy sees frames rendered as in training rather than a 224 px render resized to its input.
+   */
+  cameraImageSize?: number;
 }
 
 export function parseOpenVlaConfig(json: unknown, path: string): OpenVlaConfig {
@@ -57,6 +63,10 @@ export function parseOpenVlaConfig(json: unknown, path: string): OpenVlaConfig {
     return heads;
   });
   const padTo = typeof c.pad_to_multiple_of === 'number' ? c.pad_to_multiple_of : 0;
+  const camera = c.sqap_vla_camera_image_size;
+  if (camera !== undefined && !(Number.isInteger(camera) && (camera as number) > 0)) {
+    throw new UserError(`${path}: sqap_vla_camera_image_size must be a positive integer (pixels), got ${JSON.stringify(camera)}`);
+  }
   return {
     timmModelIds,
     vitHeads,
@@ -64,6 +74,7 @@ export function parseOpenVlaConfig(json: unknown, path: string): OpenVlaConfig {
     realVocabSize: textConfig.vocab_size - padTo,
     normStats: (c.norm_stats ?? {}) as NormStats,
     textConfig,
+    ...(camera !== undefined ? { cameraImageSize: camera as number } : {}),
   };
 }
 

@@ -119,6 +119,12 @@ export class DemoDataset {
     return new DemoDataset(dir, demos.meta.dataset_name, action, { [demos.meta.dataset_name]: { ...statistics, action } }, episodes, steps);
   }
 
+  /** the side of the recording's square frames in pixels (undefined when they are not square) */
+  get cameraImageSize(): number | undefined {
+    const { width, height } = this.episodes[0];
+    return width === height ? width : undefined;
+  }
+
   get instructions(): string[] {
     return [...new Set(this.episodes.map((e) => e.instruction))].sort();
   }

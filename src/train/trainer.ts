@@ -293,6 +293,9 @@ export async function train(options: TrainOptions, backend: Backend, grad: GradB
       tokenizerJson: vocab.tokenizerJson,
     };
   }
+  // the frame size the policy learns from, so that closed-loop commands render the camera at it (OpenVlaConfig)
+  const cameraImageSize = dataset.cameraImageSize;
+  if (cameraImageSize !== undefined) files.configJson = { ...files.configJson, sqap_vla_camera_image_size: cameraImageSize };
   const config = parseOpenVlaConfig(files.configJson, 'config.json');
   const tokenizer = tokenizerFromJson(files.tokenizerJson, 'tokenizer.json');
   const sampler: Sampler = {

@@ -122,6 +122,20 @@ test('train on a recorded dataset writes a checkpoint that act loads with its ow
   const result = JSON.parse(act.stdout.trimEnd().split('\n').at(-1)!);
   assert.equal(result.action.length, 7);
   assert.equal(result.unnorm_key, 'sqap_sim');
+  // the checkpoint records the recording's frame size (56 px, not the preset's input size), and closed loop renders
+  // at it unless --image-size says otherwise
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(config.sqap_vla_camera_image_size, 56);
+  assert.notEqual(getPreset('tiny').imageSize, 56);
+  for (const [flags, size] of [[[], 56], [['--image-size', '64'], 64]] as const) {
+    const frames = join(scratch, `frames-${size}`);
+    const run = cli('sim', 'run', '--task', 'goal-red-cube-on-plate', '--policy', 'model', '--model', out, '--episodes', '1', '--seed', '7', '--frames', frames, ...flags, '--json');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(run.stdout.trimEnd().split('\n').at(-1)!).image_size, size);
+    // the frames the policy saw: the PNG header's width and height
+    const png = readFileSync(join(frames, 'goal-red-cube-on-plate', 'seed_7', 'step_0000.png'));
+    assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [size, size]);
+  }
 });
 
 test('user errors are one line: missing demos, not a recording, unknown preset, resume without a checkpoint', () => {
