@@ -1,4 +1,4 @@
-// The camera size a closed-loop command (sim run, sim record --policy model, eval) renders at: --image-size when
+// The camera size a closed-loop command (sim run, sim record --policy model, eval, demo) renders at: --image-size when
 // given; else, with a checkpoint as the policy, the size its training frames had (config.json's
 // sqap_vla_camera_image_size, written by `train`), so that a policy trained on 112 px renders sees 112 px renders and
 // not a 224 px render resized to its input (different pixels: the rasterizer's edges and the resize's filtering);
